@@ -1,0 +1,3 @@
+from sroamd.cli import main
+
+raise SystemExit(main())
