@@ -1,0 +1,319 @@
+"""The replicated store: keys -> (seqno, value, expiry), merged as C sroamd does.
+
+Protocol logic only: no sockets, no timers. Time comes from an injected clock
+(seconds, monotonic), so tests drive it.
+
+Keys (first byte = kind), wire-compatible with C sroamd:
+  0 + IPv4 address (4 bytes)  -> value: client MAC (6 bytes)     IPv4 lease
+  1 + IPv6 /64 (8 bytes)      -> value: client MAC (6 bytes)     IPv6 lease
+  2 + client MAC (6 bytes)    -> value: node id (8 bytes) or b"" association
+
+Merging a received update (upstream semantics, see DESIGN.md 2):
+  newer seqno (RFC 1982 serial arithmetic on 16 bits) -> replace value+expiry
+  same seqno, same value                            -> keep the later expiry
+  same seqno, other value                           -> conflict: the longer
+      remaining time wins, and the loser adopts the winner's *value* too
+      (upstream forgets to copy it);
+  older seqno                                       -> ignore.
+
+Two refinements, both needed for the network to converge:
+  * Conflict times are compared with CONFLICT_SLACK seconds of tolerance,
+    because remaining times travel as whole seconds and age in transit; two
+    nodes comparing 99.7 s with 99 s must not both believe they won.  Within
+    the slack the greater value wins, a total order every node agrees on.
+  * An expired datum is only a memory of its seqno: a live update replaces it
+    whatever its seqno, and an expired update (time 0, as C sroamd dumps
+    them) never replaces a live datum.  Expired data are forgotten after
+    EXPIRED_RETENTION seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+IPV4_LEASE = 0
+IPV6_LEASE = 1
+ASSOCIATION = 2
+
+# Length of a well-formed key per kind; other lengths are stored and
+# flooded (we are a relay) but never interpreted.
+KEY_LENGTHS = {IPV4_LEASE: 5, IPV6_LEASE: 9, ASSOCIATION: 7}
+
+CONFLICT_SLACK = 2.0
+EXPIRED_RETENTION = 600.0
+MAX_TIME = 0xFFFFFFFF
+
+
+def seqno_compare(a: int, b: int) -> int:
+    """Serial-number comparison of 16-bit seqnos: -1 if a < b, 0, 1 if a > b."""
+    if a == b:
+        return 0
+    return -1 if (b - a) & 0x8000 == 0 else 1
+
+
+def ipv4_lease_key(address: bytes) -> bytes:
+    return bytes([IPV4_LEASE]) + address
+
+
+def ipv6_lease_key(prefix64: bytes) -> bytes:
+    return bytes([IPV6_LEASE]) + prefix64
+
+
+def association_key(mac: bytes) -> bytes:
+    return bytes([ASSOCIATION]) + mac
+
+
+def is_lease_key(key: bytes) -> bool:
+    """A well-formed IPv4 or IPv6 lease key."""
+    return bool(key) and key[0] in (IPV4_LEASE, IPV6_LEASE) and len(key) == KEY_LENGTHS[key[0]]
+
+
+@dataclass(slots=True)
+class Datum:
+    key: bytes
+    seqno: int
+    value: bytes
+    expires: float  # clock time at which the datum expires
+
+    @property
+    def kind(self) -> int:
+        return self.key[0] if self.key else -1
+
+
+class Outcome(enum.Enum):
+    """What merging a received update did; tells the flooding layer what to send."""
+
+    IGNORED = "ignored"  # older seqno, or nothing new: send nothing
+    CHANGED = "changed"  # new datum, newer seqno, or later expiry: pass on
+    CONFLICT_WON = "won"  # ours beat theirs: tell the sender ours
+    CONFLICT_LOST = "lost"  # we adopted theirs: pass on, and echo to the sender
+
+
+# Listener signature: (datum after the change, previous value or None if the
+# datum is new, origin of the change: a peer object or None for local).
+Listener = Callable[[Datum, "bytes | None", object], None]
+
+
+class Store:
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._data: dict[bytes, Datum] = {}
+        # MAC -> keys of the lease data whose value is that MAC: the O(1)
+        # lookup of a client's leases (upstream scans the whole store).
+        self._leases_by_mac: dict[bytes, set[bytes]] = {}
+        # (expiry, key) min-heap; stale entries are skipped when popped.
+        self._expiry_heap: list[tuple[float, bytes]] = []
+        # key -> the one heap time still valid for it: its expiry while live,
+        # expiry + EXPIRED_RETENTION once expired.
+        self._heap_when: dict[bytes, float] = {}
+        self.listeners: list[Listener] = []
+
+    # -- reading -----------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __iter__(self) -> Iterator[Datum]:
+        return iter(list(self._data.values()))
+
+    def get(self, key: bytes) -> Datum | None:
+        """The datum for key, expired or not."""
+        return self._data.get(key)
+
+    def live(self, key: bytes) -> Datum | None:
+        """The datum for key if it has not expired."""
+        datum = self._data.get(key)
+        if datum is None or datum.expires <= self.clock():
+            return None
+        return datum
+
+    def remaining(self, datum: Datum) -> int:
+        """Whole seconds left, as sent on the wire (0 when expired)."""
+        left = datum.expires - self.clock()
+        if left <= 0:
+            return 0
+        return min(int(left), MAX_TIME)
+
+    def leases_of(self, mac: bytes, kind: int) -> list[Datum]:
+        """Live leases (IPV4_LEASE or IPV6_LEASE) whose value is mac, smallest key first."""
+        now = self.clock()
+        found = []
+        for key in self._leases_by_mac.get(mac, ()):
+            datum = self._data[key]
+            if datum.kind == kind and datum.expires > now:
+                found.append(datum)
+        found.sort(key=lambda d: d.key)
+        return found
+
+    def lease_of(self, mac: bytes, kind: int) -> Datum | None:
+        """The client's lease of that kind (the smallest address, as upstream)."""
+        leases = self.leases_of(mac, kind)
+        return leases[0] if leases else None
+
+    # -- merging received updates -----------------------------------------
+
+    def receive(self, key: bytes, seqno: int, value: bytes, remaining: int,
+                origin: object = None) -> tuple[Outcome, Datum | None]:
+        """Merge an update from a peer; returns what happened and the datum now held."""
+        now = self.clock()
+        expires = now + remaining
+        datum = self._data.get(key)
+        if datum is None:
+            if remaining <= 0:
+                # Nothing to learn from an expired datum we never had.
+                return Outcome.IGNORED, None
+            datum = self._insert(key, seqno, value, expires)
+            self._notify(datum, None, origin)
+            return Outcome.CHANGED, datum
+
+        ours_live = datum.expires > now
+        theirs_live = remaining > 0
+        if ours_live and not theirs_live:
+            return Outcome.IGNORED, datum
+        if theirs_live and not ours_live:
+            self._replace(datum, seqno, value, expires, origin)
+            return Outcome.CHANGED, datum
+
+        order = seqno_compare(seqno, datum.seqno)
+        if order < 0:
+            return Outcome.IGNORED, datum
+        if order > 0:
+            self._replace(datum, seqno, value, expires, origin)
+            return Outcome.CHANGED, datum
+        if value == datum.value:
+            if expires > datum.expires + 0.5:  # a real refresh, not rounding noise
+                self._set_expiry(datum, expires)
+                self._notify(datum, datum.value, origin)
+                return Outcome.CHANGED, datum
+            return Outcome.IGNORED, datum
+        if self._we_win(datum, value, expires):
+            return Outcome.CONFLICT_WON, datum
+        self._replace(datum, seqno, value, expires, origin)
+        return Outcome.CONFLICT_LOST, datum
+
+    @staticmethod
+    def _we_win(ours: Datum, their_value: bytes, their_expires: float) -> bool:
+        if ours.expires > their_expires + CONFLICT_SLACK:
+            return True
+        if their_expires > ours.expires + CONFLICT_SLACK:
+            return False
+        return ours.value > their_value
+
+    # -- local changes -----------------------------------------------------
+
+    def put(self, key: bytes, value: bytes, lifetime: float) -> Datum:
+        """Set key to value for lifetime seconds, as this node's own decision.
+
+        A changed value gets the next seqno so that it beats what the others
+        hold; the same value is only extended.
+        """
+        now = self.clock()
+        datum = self._data.get(key)
+        if datum is None:
+            datum = self._insert(key, 0, value, now + lifetime)
+            self._notify(datum, None, None)
+            return datum
+        if datum.value == value:
+            self.extend(key, lifetime)
+            return datum
+        self._replace(datum, (datum.seqno + 1) & 0xFFFF, value, now + lifetime, None)
+        return datum
+
+    def extend(self, key: bytes, lifetime: float) -> bool:
+        """Make key live at least lifetime more seconds; True if it changed.
+
+        Extending an expired datum bumps its seqno (as upstream), so that the
+        renewed datum beats stale copies elsewhere.
+        """
+        datum = self._data[key]
+        now = self.clock()
+        if datum.expires <= now:
+            datum.seqno = (datum.seqno + 1) & 0xFFFF
+        if datum.expires < now + lifetime:
+            self._set_expiry(datum, now + lifetime)
+            self._notify(datum, datum.value, None)
+            return True
+        return False
+
+    # -- expiry ------------------------------------------------------------
+
+    def next_expiry(self) -> float | None:
+        """Clock time of the next expiry or forget event, for the caller's timer."""
+        while self._expiry_heap:
+            when, key = self._expiry_heap[0]
+            datum = self._data.get(key)
+            if self._heap_when.get(key) == when:
+                return when
+            heapq.heappop(self._expiry_heap)
+        return None
+
+    def expire(self) -> list[Datum]:
+        """Process due expiries: returns data that just expired; forgets old ones."""
+        now = self.clock()
+        expired = []
+        while self._expiry_heap and self._expiry_heap[0][0] <= now:
+            when, key = heapq.heappop(self._expiry_heap)
+            if self._heap_when.get(key) != when:
+                continue  # stale heap entry
+            datum = self._data[key]
+            if when == datum.expires:
+                expired.append(datum)
+                self._push_heap(datum, datum.expires + EXPIRED_RETENTION)
+            else:
+                self._remove(datum)
+        return expired
+
+    # -- internals ---------------------------------------------------------
+
+    def _push_heap(self, datum: Datum, when: float) -> None:
+        self._heap_when[datum.key] = when
+        heapq.heappush(self._expiry_heap, (when, datum.key))
+        if len(self._expiry_heap) > 2 * len(self._heap_when) + 64:
+            # Refreshes leave stale entries behind; rebuild before they pile up.
+            self._expiry_heap = [(w, k) for k, w in self._heap_when.items()]
+            heapq.heapify(self._expiry_heap)
+
+    def _insert(self, key: bytes, seqno: int, value: bytes, expires: float) -> Datum:
+        datum = Datum(key, seqno & 0xFFFF, bytes(value), expires)
+        self._data[key] = datum
+        self._index(datum)
+        self._push_heap(datum, expires)
+        return datum
+
+    def _replace(self, datum: Datum, seqno: int, value: bytes, expires: float,
+                 origin: object) -> None:
+        old = datum.value
+        self._unindex(datum)
+        datum.seqno = seqno & 0xFFFF
+        datum.value = bytes(value)
+        self._index(datum)
+        self._set_expiry(datum, expires)
+        self._notify(datum, old, origin)
+
+    def _set_expiry(self, datum: Datum, expires: float) -> None:
+        datum.expires = expires
+        self._push_heap(datum, expires)
+
+    def _remove(self, datum: Datum) -> None:
+        self._unindex(datum)
+        del self._data[datum.key]
+        del self._heap_when[datum.key]
+
+    def _index(self, datum: Datum) -> None:
+        if datum.kind in (IPV4_LEASE, IPV6_LEASE) and len(datum.value) == 6:
+            self._leases_by_mac.setdefault(datum.value, set()).add(datum.key)
+
+    def _unindex(self, datum: Datum) -> None:
+        keys = self._leases_by_mac.get(datum.value)
+        if keys is not None:
+            keys.discard(datum.key)
+            if not keys:
+                del self._leases_by_mac[datum.value]
+
+    def _notify(self, datum: Datum, old: bytes | None, origin: object) -> None:
+        for listener in self.listeners:
+            listener(datum, old, origin)
