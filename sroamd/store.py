@@ -120,6 +120,11 @@ class Store:
     def __iter__(self) -> Iterator[Datum]:
         return iter(list(self._data.values()))
 
+    def live_data(self) -> Iterator[Datum]:
+        """The data that have not expired (what a new peer is sent)."""
+        now = self.clock()
+        return (d for d in list(self._data.values()) if d.expires > now)
+
     def get(self, key: bytes) -> Datum | None:
         """The datum for key, expired or not."""
         return self._data.get(key)

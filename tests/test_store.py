@@ -1,0 +1,272 @@
+"""The replicated store's merge rules, driven by a fake clock."""
+
+import pytest
+
+from sroamd.store import (ASSOCIATION, CONFLICT_SLACK, EXPIRED_RETENTION, IPV4_LEASE,
+                          IPV6_LEASE, Outcome, Store, association_key, ipv4_lease_key,
+                          ipv6_lease_key, is_lease_key, seqno_compare)
+
+MAC_A = bytes.fromhex("020000000001")
+MAC_B = bytes.fromhex("020000000002")
+NODE_1 = bytes.fromhex("1111111111111111")
+NODE_2 = bytes.fromhex("2222222222222222")
+KEY = ipv4_lease_key(bytes([192, 0, 2, 10]))
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def store(clock):
+    s = Store(clock)
+    s.changes = []
+    s.listeners.append(lambda d, old, origin: s.changes.append((d.key, d.seqno, d.value, old, origin)))
+    return s
+
+
+# -- serial numbers ---------------------------------------------------------
+
+@pytest.mark.parametrize("a,b,expected", [
+    (0, 0, 0), (1, 0, 1), (0, 1, -1),
+    (0, 65535, 1),        # wrap-around: 0 comes after 65535
+    (65535, 0, -1),
+    (65535, 65534, 1),
+    (100, 100 + 0x7FFF, -1),  # within half the space: later
+    (100, 100 + 0x8001 & 0xFFFF, 1),  # beyond half the space: earlier
+])
+def test_seqno_compare(a, b, expected):
+    assert seqno_compare(a, b) == expected
+
+
+def test_key_helpers():
+    assert ipv4_lease_key(b"\xc0\x00\x02\x01") == b"\x00\xc0\x00\x02\x01"
+    assert ipv6_lease_key(bytes(8))[0] == IPV6_LEASE
+    assert association_key(MAC_A) == b"\x02" + MAC_A
+    assert is_lease_key(KEY) and is_lease_key(ipv6_lease_key(bytes(8)))
+    assert not is_lease_key(association_key(MAC_A))
+    assert not is_lease_key(b"\x00\x01") and not is_lease_key(b"")
+
+
+# -- receiving --------------------------------------------------------------
+
+def test_new_datum_is_inserted_and_passed_on(store):
+    outcome, datum = store.receive(KEY, 5, MAC_A, 100, origin="p1")
+    assert outcome is Outcome.CHANGED
+    assert (datum.seqno, datum.value, store.remaining(datum)) == (5, MAC_A, 100)
+    assert store.changes == [(KEY, 5, MAC_A, None, "p1")]
+
+
+def test_expired_unknown_datum_is_ignored(store):
+    assert store.receive(KEY, 5, MAC_A, 0) == (Outcome.IGNORED, None)
+    assert len(store) == 0 and store.changes == []
+
+
+def test_newer_seqno_replaces_value_and_expiry(store):
+    store.receive(KEY, 5, MAC_A, 100)
+    outcome, datum = store.receive(KEY, 6, MAC_B, 50, origin="p2")
+    assert outcome is Outcome.CHANGED
+    assert (datum.seqno, datum.value, store.remaining(datum)) == (6, MAC_B, 50)
+    assert store.changes[-1] == (KEY, 6, MAC_B, MAC_A, "p2")
+
+
+def test_newer_seqno_across_wraparound(store):
+    store.receive(KEY, 65535, MAC_A, 100)
+    outcome, datum = store.receive(KEY, 0, MAC_B, 100)
+    assert outcome is Outcome.CHANGED and datum.seqno == 0 and datum.value == MAC_B
+    assert store.receive(KEY, 65535, MAC_A, 100)[0] is Outcome.IGNORED
+    assert store.get(KEY).value == MAC_B
+
+
+def test_older_seqno_is_ignored(store):
+    store.receive(KEY, 6, MAC_A, 100)
+    store.changes.clear()
+    outcome, datum = store.receive(KEY, 5, MAC_B, 1000)
+    assert outcome is Outcome.IGNORED
+    assert datum.value == MAC_A and store.changes == []
+
+
+def test_same_seqno_same_value_keeps_later_expiry(store, clock):
+    store.receive(KEY, 3, MAC_A, 100)
+    store.changes.clear()
+    assert store.receive(KEY, 3, MAC_A, 50)[0] is Outcome.IGNORED
+    assert store.remaining(store.get(KEY)) == 100
+    outcome, datum = store.receive(KEY, 3, MAC_A, 300, origin="p")
+    assert outcome is Outcome.CHANGED and store.remaining(datum) == 300
+    assert store.changes == [(KEY, 3, MAC_A, MAC_A, "p")]
+
+
+def test_refresh_within_rounding_is_not_a_change(store, clock):
+    # Remaining times travel as whole seconds: 99.6 s held, 100 s received.
+    store.receive(KEY, 3, MAC_A, 100)
+    clock.now += 0.4
+    assert store.receive(KEY, 3, MAC_A, 100)[0] is Outcome.IGNORED
+
+
+def test_conflict_longer_remaining_time_wins_and_value_is_adopted(store):
+    store.receive(KEY, 3, MAC_A, 100)
+    outcome, datum = store.receive(KEY, 3, MAC_B, 100 + int(CONFLICT_SLACK) + 1, origin="p")
+    assert outcome is Outcome.CONFLICT_LOST
+    # upstream keeps its own value here; we adopt the winner's.
+    assert datum.value == MAC_B and datum.seqno == 3
+    assert store.remaining(datum) == 103
+    assert store.changes[-1] == (KEY, 3, MAC_B, MAC_A, "p")
+
+
+def test_conflict_we_win_with_longer_time(store):
+    store.receive(KEY, 3, MAC_A, 500)
+    store.changes.clear()
+    outcome, datum = store.receive(KEY, 3, MAC_B, 100)
+    assert outcome is Outcome.CONFLICT_WON
+    assert datum.value == MAC_A and store.changes == []
+
+
+@pytest.mark.parametrize("ours,theirs", [(MAC_A, MAC_B), (MAC_B, MAC_A)])
+def test_conflict_tie_is_broken_by_value_the_same_way_everywhere(clock, ours, theirs):
+    s = Store(clock)
+    s.receive(KEY, 7, ours, 100)
+    outcome, datum = s.receive(KEY, 7, theirs, 100 + int(CONFLICT_SLACK))  # within the slack
+    assert datum.value == max(MAC_A, MAC_B)
+    assert outcome is (Outcome.CONFLICT_WON if ours > theirs else Outcome.CONFLICT_LOST)
+
+
+def test_two_nodes_in_conflict_agree_after_exchanging(clock):
+    """Both sides decide the same winner, though their times differ by rounding."""
+    n1, n2 = Store(clock), Store(clock)
+    n1.receive(KEY, 0, MAC_A, 100)
+    clock.now += 0.7
+    n2.receive(KEY, 0, MAC_B, 100)
+    d1, d2 = n1.get(KEY), n2.get(KEY)
+    n1.receive(KEY, d2.seqno, d2.value, n2.remaining(d2))
+    n2.receive(KEY, d1.seqno, d1.value, n1.remaining(d1))
+    assert n1.get(KEY).value == n2.get(KEY).value == MAC_B
+
+
+# -- expiry -----------------------------------------------------------------
+
+def test_live_update_replaces_expired_datum_whatever_its_seqno(store, clock):
+    store.receive(KEY, 9, MAC_A, 10)
+    clock.now += 11
+    assert store.live(KEY) is None and store.get(KEY) is not None
+    outcome, datum = store.receive(KEY, 2, MAC_B, 100)
+    assert outcome is Outcome.CHANGED and datum.seqno == 2 and datum.value == MAC_B
+
+
+def test_expired_update_never_replaces_live_datum(store):
+    store.receive(KEY, 2, MAC_A, 100)
+    assert store.receive(KEY, 9, MAC_B, 0)[0] is Outcome.IGNORED
+    assert store.get(KEY).value == MAC_A
+
+
+def test_expired_update_against_expired_datum_follows_seqno(store, clock):
+    store.receive(KEY, 2, MAC_A, 10)
+    clock.now += 20
+    assert store.receive(KEY, 1, MAC_B, 0)[0] is Outcome.IGNORED
+    assert store.receive(KEY, 3, MAC_B, 0)[0] is Outcome.CHANGED
+    assert store.get(KEY).seqno == 3
+
+
+def test_expire_reports_then_forgets(store, clock):
+    store.receive(KEY, 1, MAC_A, 10)
+    other = ipv4_lease_key(bytes([192, 0, 2, 11]))
+    store.receive(other, 1, MAC_B, 100)
+    clock.now += 5
+    assert store.expire() == []
+    assert store.next_expiry() == pytest.approx(1010)
+    clock.now += 6
+    expired = store.expire()
+    assert [d.key for d in expired] == [KEY]
+    assert store.get(KEY) is not None  # kept: it remembers the seqno
+    assert store.lease_of(MAC_A, IPV4_LEASE) is None
+    clock.now += EXPIRED_RETENTION
+    assert [d.key for d in store.expire()] == [other]  # other expires now
+    assert store.get(KEY) is None  # KEY is forgotten
+    assert store.get(other) is not None
+
+
+def test_refreshed_datum_does_not_expire_at_its_old_time(store, clock):
+    store.receive(KEY, 1, MAC_A, 10)
+    store.receive(KEY, 1, MAC_A, 100)
+    clock.now += 20
+    assert store.expire() == []
+    assert store.live(KEY) is not None
+
+
+def test_expiry_heap_stays_bounded_under_refreshes(store, clock):
+    store.put(KEY, MAC_A, 10)
+    for _ in range(10000):
+        clock.now += 0.01
+        store.extend(KEY, 10)
+    assert len(store._expiry_heap) < 200
+
+
+# -- local changes ----------------------------------------------------------
+
+def test_put_new_then_same_value_extends(store, clock):
+    datum = store.put(KEY, MAC_A, 10)
+    assert datum.seqno == 0 and store.changes[-1][3] is None
+    clock.now += 5
+    store.put(KEY, MAC_A, 10)
+    assert datum.seqno == 0 and store.remaining(datum) == 10
+
+
+def test_put_other_value_bumps_seqno(store):
+    store.receive(KEY, 65535, MAC_A, 100)
+    datum = store.put(KEY, MAC_B, 100)
+    assert datum.seqno == 0 and datum.value == MAC_B  # wrapped
+    assert store.changes[-1] == (KEY, 0, MAC_B, MAC_A, None)
+
+
+def test_extend_live_datum_keeps_seqno_and_only_extends(store, clock):
+    store.put(KEY, MAC_A, 100)
+    assert store.extend(KEY, 50) is False
+    assert store.extend(KEY, 200) is True
+    assert store.get(KEY).seqno == 0 and store.remaining(store.get(KEY)) == 200
+
+
+def test_extend_expired_datum_bumps_seqno(store, clock):
+    store.put(KEY, MAC_A, 10)
+    clock.now += 11
+    assert store.extend(KEY, 100) is True
+    assert store.get(KEY).seqno == 1
+
+
+# -- lookups by MAC ---------------------------------------------------------
+
+def test_leases_by_mac_follow_changes(store):
+    v4 = ipv4_lease_key(bytes([192, 0, 2, 20]))
+    v4b = ipv4_lease_key(bytes([192, 0, 2, 5]))
+    v6 = ipv6_lease_key(bytes.fromhex("20010db844440001"))
+    store.put(v4, MAC_A, 100)
+    store.put(v4b, MAC_A, 100)
+    store.put(v6, MAC_A, 100)
+    store.put(association_key(MAC_A), NODE_1, 100)
+    assert store.lease_of(MAC_A, IPV4_LEASE).key == v4b  # smallest address, as upstream
+    assert [d.key for d in store.leases_of(MAC_A, IPV4_LEASE)] == [v4b, v4]
+    assert store.lease_of(MAC_A, IPV6_LEASE).key == v6
+    store.put(v4b, MAC_B, 100)
+    assert store.lease_of(MAC_A, IPV4_LEASE).key == v4
+    assert store.lease_of(MAC_B, IPV4_LEASE).key == v4b
+    assert store.lease_of(NODE_1[:6], IPV4_LEASE) is None
+
+
+def test_association_values_are_not_indexed_as_leases(store):
+    store.put(association_key(MAC_A), MAC_B + b"\0\0", 100)
+    assert store.get(association_key(MAC_A)).kind == ASSOCIATION
+    assert store.leases_of(MAC_B, IPV4_LEASE) == []
+
+
+def test_live_data_excludes_expired(store, clock):
+    store.put(KEY, MAC_A, 10)
+    store.put(association_key(MAC_A), NODE_2, 100)
+    clock.now += 50
+    assert [d.key for d in store.live_data()] == [association_key(MAC_A)]
