@@ -33,6 +33,7 @@ class FloodPeer:
         self.sock.sendall(HANDSHAKE_BYTES)
         self.buffer = bytearray()
         self.handshake = False
+        self.closed = False  # the daemon closed the connection
         self.data: dict[bytes, Update] = {}
         self.received: list[tuple[float, Update]] = []
 
@@ -50,6 +51,7 @@ class FloodPeer:
         except (socket.timeout, BlockingIOError):
             return True
         if not chunk:
+            self.closed = True
             return False
         now = time.monotonic()
         self.buffer += chunk
