@@ -38,6 +38,7 @@ class Config:
     hostapd_dir: str = DEFAULT_HOSTAPD_DIR
     lease_time: int = DEFAULT_LEASE_TIME
     route_metric: int = DEFAULT_ROUTE_METRIC
+    enabled: bool = True  # UCI 'option enabled 0': the daemon refuses to start
 
     @property
     def dns_v4(self) -> list[IPv4Address]:
