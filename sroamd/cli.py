@@ -111,10 +111,26 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
     return config
 
 
+def _wants_check(argv: list[str]) -> bool:
+    """Whether argv asks for --check (or an abbreviation argparse would accept)."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if len(arg) >= 4 and "--check".startswith(arg):
+            return True
+    return False
+
+
 def load_config(argv: list[str]) -> tuple[argparse.Namespace, Config]:
-    """Parse argv (and the config file it names); exits with status 2 on bad input."""
+    """Parse argv (and the config file it names); exits with status 2 on bad
+    input, or 1 with --check, which promises 1 for any invalid configuration."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        if e.code == 2 and _wants_check(argv):
+            raise SystemExit(1) from None
+        raise
     base = None
     try:
         if args.config:
@@ -129,7 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     args, config = load_config(sys.argv[1:] if argv is None else argv)
     if args.check:
         import json
-        print(json.dumps(config.as_json(), indent=2))
+        settings = config.as_json()
+        settings["enabled"] = config.enabled
+        print(json.dumps(settings, indent=2))
         return 0
+    if not config.enabled:
+        print(f"sroamd: not starting: disabled by option enabled '0' in {args.config}; "
+              "set it to '1' once prefixes and interfaces are configured", file=sys.stderr)
+        return 1
+    from sroamd.lean import keep_openssl_out
+    keep_openssl_out()
     from sroamd.daemon import run
     return run(config)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import enum
 import heapq
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 IPV4_LEASE = 0
@@ -78,6 +78,10 @@ class Datum:
     seqno: int
     value: bytes
     expires: float  # clock time at which the datum expires
+    # The one expiry-heap time still valid for this datum: its expiry while
+    # live, expiry + EXPIRED_RETENTION once expired (heap entries with any
+    # other time are stale).
+    heap_when: float = field(default=0.0, repr=False, compare=False)
 
     @property
     def kind(self) -> int:
@@ -103,13 +107,12 @@ class Store:
         self.clock = clock
         self._data: dict[bytes, Datum] = {}
         # MAC -> keys of the lease data whose value is that MAC: the O(1)
-        # lookup of a client's leases (upstream scans the whole store).
-        self._leases_by_mac: dict[bytes, set[bytes]] = {}
-        # (expiry, key) min-heap; stale entries are skipped when popped.
+        # lookup of a client's leases (upstream scans the whole store).  A
+        # list, not a set: it nearly always holds one or two keys, and a set
+        # costs three times the memory.
+        self._leases_by_mac: dict[bytes, list[bytes]] = {}
+        # (time, key) min-heap of expiries; stale entries are skipped when popped.
         self._expiry_heap: list[tuple[float, bytes]] = []
-        # key -> the one heap time still valid for it: its expiry while live,
-        # expiry + EXPIRED_RETENTION once expired.
-        self._heap_when: dict[bytes, float] = {}
         self.listeners: list[Listener] = []
 
     # -- reading -----------------------------------------------------------
@@ -251,7 +254,8 @@ class Store:
         while self._expiry_heap:
             when, key = self._expiry_heap[0]
             datum = self._data.get(key)
-            if self._heap_when.get(key) == when:
+            datum = self._data.get(key)
+            if datum is not None and datum.heap_when == when:
                 return when
             heapq.heappop(self._expiry_heap)
         return None
@@ -262,9 +266,9 @@ class Store:
         expired = []
         while self._expiry_heap and self._expiry_heap[0][0] <= now:
             when, key = heapq.heappop(self._expiry_heap)
-            if self._heap_when.get(key) != when:
+            datum = self._data.get(key)
+            if datum is None or datum.heap_when != when:
                 continue  # stale heap entry
-            datum = self._data[key]
             if when == datum.expires:
                 expired.append(datum)
                 self._push_heap(datum, datum.expires + EXPIRED_RETENTION)
@@ -275,11 +279,11 @@ class Store:
     # -- internals ---------------------------------------------------------
 
     def _push_heap(self, datum: Datum, when: float) -> None:
-        self._heap_when[datum.key] = when
+        datum.heap_when = when
         heapq.heappush(self._expiry_heap, (when, datum.key))
-        if len(self._expiry_heap) > 2 * len(self._heap_when) + 64:
+        if len(self._expiry_heap) > 2 * len(self._data) + 64:
             # Refreshes leave stale entries behind; rebuild before they pile up.
-            self._expiry_heap = [(w, k) for k, w in self._heap_when.items()]
+            self._expiry_heap = [(d.heap_when, d.key) for d in self._data.values()]
             heapq.heapify(self._expiry_heap)
 
     def _insert(self, key: bytes, seqno: int, value: bytes, expires: float) -> Datum:
@@ -306,16 +310,15 @@ class Store:
     def _remove(self, datum: Datum) -> None:
         self._unindex(datum)
         del self._data[datum.key]
-        del self._heap_when[datum.key]
 
     def _index(self, datum: Datum) -> None:
         if datum.kind in (IPV4_LEASE, IPV6_LEASE) and len(datum.value) == 6:
-            self._leases_by_mac.setdefault(datum.value, set()).add(datum.key)
+            self._leases_by_mac.setdefault(datum.value, []).append(datum.key)
 
     def _unindex(self, datum: Datum) -> None:
         keys = self._leases_by_mac.get(datum.value)
-        if keys is not None:
-            keys.discard(datum.key)
+        if keys is not None and datum.key in keys:
+            keys.remove(datum.key)
             if not keys:
                 del self._leases_by_mac[datum.value]
 
