@@ -48,12 +48,13 @@ def parse_mac(text: str | bytes) -> bytes | None:
         except UnicodeDecodeError:
             return None
     parts = text.split(":")
-    if len(parts) != 6 or any(len(p) != 2 for p in parts):
+    if len(parts) != 6 or any(len(p) != 2 or not set(p) <= _HEX
+                              for p in parts):
         return None
-    try:
-        return bytes(int(p, 16) for p in parts)
-    except ValueError:
-        return None
+    return bytes(int(p, 16) for p in parts)
+
+
+_HEX = set("0123456789abcdefABCDEF")
 
 
 def format_mac(mac: bytes) -> str:

@@ -315,19 +315,21 @@ class CtrlMonitor:
 class Hostapd:
     """hostapd (driver=wired, 802.1X, internal EAP-MD5 server) on an AP.
 
-    The control socket is ``ctrl_dir/ifname`` (ctrl_path); ctrl_dir is
-    per AP, because every AP's roaming interface has the same name.
+    The control socket is ``ctrl_dir/ifname`` (ctrl_path).  ctrl_dir is
+    per AP by default, because every AP's roaming interface usually has the
+    same name; APs with different interface names may share one (as the
+    hostapds of one real AP do).
     """
 
     def __init__(self, lab: "Lab", ap: AccessPoint,
                  users: dict[str, str], extra_conf: str = "",
-                 debug: bool = False):
+                 debug: bool = False, ctrl_dir: str | None = None):
         self.lab = lab
         self.ap = ap
         self.ifname = ap.ifname
         base = os.path.join(ap.ns.dir, "hostapd")
         os.makedirs(base, exist_ok=True)
-        self.ctrl_dir = os.path.join(base, "ctrl")
+        self.ctrl_dir = ctrl_dir or os.path.join(base, "ctrl")
         self.ctrl_path = os.path.join(self.ctrl_dir, ap.ifname)
         self.conf = os.path.join(base, "hostapd.conf")
         self.users = os.path.join(base, "eap_users")
@@ -598,10 +600,11 @@ class Lab:
     # -- daemons ----------------------------------------------------------
 
     def hostapd(self, ap: AccessPoint, users: dict[str, str] | None = None,
-                extra_conf: str = "", debug: bool = False) -> Hostapd:
+                extra_conf: str = "", debug: bool = False,
+                ctrl_dir: str | None = None) -> Hostapd:
         """Start hostapd on ap's roaming interface (default user: user/password)."""
         return Hostapd(self, ap, users or {"user": "password"}, extra_conf,
-                       debug)
+                       debug, ctrl_dir)
 
     def wpa_supplicant(self, client: Client, identity: str = "user",
                        password: str = "password",

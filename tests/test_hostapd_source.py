@@ -1,0 +1,242 @@
+"""HostapdStationSource against real hostapd + wpa_supplicant (netlab).
+
+hostapd runs in an AP namespace (driver=wired, 802.1X, EAP-MD5); the test
+process talks to its control socket directly: unix sockets are files, so no
+need to enter the namespace.  The source runs in this process's event loop;
+lab operations (short subprocess calls) are made from the coroutine itself.
+
+Timings (hostapd/wpa_supplicant 2.10): a fresh supplicant waits ~2 s before
+its first EAPOL-Start; a reauthentication takes milliseconds; a station that
+was deauthenticated or logged off stays in hostapd's table, unauthorized,
+for 5 s (AP_MAX_INACTIVITY_AFTER_DEAUTH).
+"""
+
+import asyncio
+import glob
+import os
+import time
+
+import pytest
+
+import netlab
+from sroamd.stations import StationEvent
+from sroamd.stations_hostapd import HostapdError, HostapdStationSource
+
+REASON = netlab.missing_requirements("hostapd", "hostapd_cli",
+                                     "wpa_supplicant", "wpa_cli")
+pytestmark = pytest.mark.skipif(REASON is not None, reason=str(REASON))
+
+
+@pytest.fixture
+def lab():
+    with netlab.Lab() as lab:
+        yield lab
+
+
+def mac(client) -> bytes:
+    return netlab.mac_bytes(client.mac)
+
+
+class Running:
+    """A source running as a task; its events land in a queue."""
+
+    def __init__(self, source: HostapdStationSource):
+        self.source = source
+        self.queue: asyncio.Queue[StationEvent] = asyncio.Queue()
+        self.task = asyncio.create_task(source.run(self.queue.put_nowait))
+
+    async def next(self, timeout: float = 5.0) -> StationEvent:
+        get = asyncio.ensure_future(self.queue.get())
+        done, _ = await asyncio.wait([get, self.task], timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if get in done:
+            return get.result()
+        get.cancel()
+        if self.task in done:
+            self.task.result()  # raises what killed run()
+            raise AssertionError("run() returned")
+        raise TimeoutError(f"no station event within {timeout}s")
+
+    async def expect(self, want: StationEvent, timeout: float = 5.0) -> list:
+        """Wait for `want`; return the events seen before it."""
+        seen = []
+        deadline = time.monotonic() + timeout
+        while True:
+            ev = await self.next(max(0.01, deadline - time.monotonic()))
+            if ev == want:
+                return seen
+            seen.append(ev)
+
+    async def quiet(self, duration: float) -> None:
+        """Assert that no event arrives for `duration` seconds."""
+        try:
+            ev = await self.next(duration)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected event {ev}")
+
+    async def until_attached(self, *ifnames: str, timeout: float = 5.0):
+        deadline = time.monotonic() + timeout
+        while not all(self.source.attached(i) for i in ifnames):
+            if self.task.done():
+                self.task.result()
+            assert time.monotonic() < deadline, f"not attached to {ifnames}"
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        try:
+            await self.task
+        except asyncio.CancelledError:
+            pass
+
+
+def source_for(lab, hapd, **kw) -> HostapdStationSource:
+    """A source for hapd's interface; quick PINGs, local sockets in lab."""
+    local = os.path.join(lab.dir, "local")
+    os.makedirs(local, exist_ok=True)
+    opts = {"ping_interval": 0.3, "timeout": 1.0, "backoff_max": 0.5,
+            "local_dir": local} | kw
+    return HostapdStationSource([hapd.ifname], hapd.ctrl_dir, **opts)
+
+
+def local_sockets(lab) -> list[str]:
+    return glob.glob(os.path.join(lab.dir, "local", "*"))
+
+
+def test_waits_for_hostapd_then_connect_and_logoff(lab):
+    """Started before hostapd; then a station connects and logs off."""
+    ap = lab.access_point("ap1")
+    c = lab.client("c1", ap)
+    ctrl_dir = os.path.join(lab.dir, "hostapd-ctrl")
+    source = HostapdStationSource(["wl0"], ctrl_dir, ping_interval=0.3,
+                                  timeout=1.0, backoff_max=0.3,
+                                  local_dir=lab.dir)
+
+    async def main():
+        run = Running(source)
+        await asyncio.sleep(0.5)  # the socket is not there: retried
+        assert not source.attached("wl0")
+        lab.hostapd(ap, ctrl_dir=ctrl_dir)
+        await run.until_attached("wl0")
+        supp = lab.wpa_supplicant(c)
+        assert await run.next() == StationEvent("wl0", mac(c), True)
+        supp.logoff()  # EAPOL-Logoff
+        assert await run.next(2) == StationEvent("wl0", mac(c), False)
+        await run.stop()
+
+    asyncio.run(main())
+    assert not glob.glob(os.path.join(lab.dir, "sroamd-hostapd-*"))
+
+
+def test_reports_stations_present_before_start(lab):
+    """Enumeration at start; an unauthorized leftover is not reported."""
+    ap = lab.access_point("ap1")
+    hapd = lab.hostapd(ap)
+    c1 = lab.client("c1", ap)
+    c2 = lab.client("c2", ap)
+    s1 = lab.wpa_supplicant(c1)
+    s2 = lab.wpa_supplicant(c2)
+    s1.wait_authorized()
+    s2.wait_authorized()
+    hapd.cli("deauthenticate", c2.mac)  # stays listed 5 s, unauthorized
+    assert c2.mac in hapd.all_sta() and not hapd.authorized(c2.mac)
+    assert hapd.authorized(c1.mac)
+
+    async def main():
+        run = Running(source_for(lab, hapd))
+        assert await run.next(2) == StationEvent("wl0", mac(c1), True)
+        await run.quiet(0.5)
+        await run.stop()
+
+    asyncio.run(main())
+    assert local_sockets(lab) == []
+
+
+def test_kick(lab):
+    ap = lab.access_point("ap1")
+    hapd = lab.hostapd(ap)
+    c = lab.client("c1", ap)
+    lab.wpa_supplicant(c).wait_authorized()
+
+    async def main():
+        source = source_for(lab, hapd)
+        run = Running(source)
+        assert await run.next(2) == StationEvent("wl0", mac(c), True)
+        await source.kick("wl0", mac(c))
+        assert await run.next(2) == StationEvent("wl0", mac(c), False)
+        assert not hapd.authorized(c.mac)
+        with pytest.raises(HostapdError):
+            await source.kick("wl9", mac(c))  # not an interface of ours
+        await run.stop()
+        with pytest.raises(HostapdError):
+            await source.kick("wl0", mac(c))  # not running: not attached
+
+    asyncio.run(main())
+    # hostapd drops a deauthenticated station 5 s later
+    netlab.wait_for(lambda: c.mac not in hapd.all_sta(), 8.0,
+                    what=f"{c.mac} to leave all_sta")
+
+
+@pytest.mark.parametrize("how", ["kill", "stop"])
+def test_hostapd_restart(lab, how):
+    """SIGKILL (stale socket: found by PING) or SIGTERM (hostapd says
+    CTRL-EVENT-TERMINATING): the source attaches to the new hostapd."""
+    ap = lab.access_point("ap1")
+    hapd = lab.hostapd(ap)
+    c = lab.client("c1", ap)
+    supp = lab.wpa_supplicant(c)
+    supp.wait_authorized()
+
+    async def main():
+        source = source_for(lab, hapd)
+        run = Running(source)
+        assert await run.next(2) == StationEvent("wl0", mac(c), True)
+        t = time.monotonic()
+        hapd.kill() if how == "kill" else hapd.stop()
+        hapd.start()
+        # The new hostapd does not know the station: reported gone, at the
+        # latest when the source is attached again (the old hostapd said so
+        # itself when stopped cleanly).
+        assert await run.next(3) == StationEvent("wl0", mac(c), False)
+        await run.until_attached("wl0", timeout=3)
+        reattached = time.monotonic() - t
+        assert reattached < 2.0, reattached
+        supp.reauthenticate()  # the supplicant still thinks it is authorized
+        assert await run.next(3) == StationEvent("wl0", mac(c), True)
+        assert len(local_sockets(lab)) == 1  # the old one was removed
+        await run.stop()
+
+    asyncio.run(main())
+    assert local_sockets(lab) == []
+
+
+def test_roam_between_two_hostapds(lab):
+    """One source, two interfaces (APs wl0 and wl1 sharing a ctrl_dir):
+    a client roams from one to the other, the old one kicks it."""
+    ctrl_dir = os.path.join(lab.dir, "hostapd-ctrl")
+    ap1 = lab.access_point("ap1", ifname="wl0")
+    ap2 = lab.access_point("ap2", ifname="wl1")
+    h1 = lab.hostapd(ap1, ctrl_dir=ctrl_dir)
+    h2 = lab.hostapd(ap2, ctrl_dir=ctrl_dir)
+    c = lab.client("c1", ap1)
+
+    async def main():
+        source = HostapdStationSource(["wl0", "wl1"], ctrl_dir,
+                                      ping_interval=0.3, timeout=1.0,
+                                      local_dir=lab.dir)
+        run = Running(source)
+        await run.until_attached("wl0", "wl1")
+        supp = lab.wpa_supplicant(c)
+        assert await run.next() == StationEvent("wl0", mac(c), True)
+        lab.roam(c, ap2)
+        supp.reauthenticate()
+        assert await run.next(2) == StationEvent("wl1", mac(c), True)
+        assert h1.authorized(c.mac)  # wired: the old AP notices nothing...
+        await source.kick("wl0", mac(c))  # ...so sroamd kicks it there
+        assert await run.next(2) == StationEvent("wl0", mac(c), False)
+        assert h2.authorized(c.mac) and not h1.authorized(c.mac)
+        await run.quiet(0.3)
+        await run.stop()
+
+    asyncio.run(main())
