@@ -1,0 +1,49 @@
+"""ARP (RFC 826) over Ethernet, in construct: the gratuitous reply sroamd sends."""
+
+from __future__ import annotations
+
+from construct import Bytes, Const, ConstructError, Int8ub, Int16ub, Struct
+
+from sroamd.wire.ip import ETH_P_ARP, ETH_P_IP, ETHERNET, ETHERNET_LEN
+
+ARPHRD_ETHER = 1
+OP_REQUEST, OP_REPLY = 1, 2
+
+ARP = Struct(
+    "htype" / Const(ARPHRD_ETHER, Int16ub),
+    "ptype" / Const(ETH_P_IP, Int16ub),
+    "hlen" / Const(6, Int8ub),
+    "plen" / Const(4, Int8ub),
+    "op" / Int16ub,
+    "sender_mac" / Bytes(6),
+    "sender_ip" / Bytes(4),
+    "target_mac" / Bytes(6),
+    "target_ip" / Bytes(4),
+)
+ARP_LEN = 28
+
+
+class ArpFormatError(ValueError):
+    pass
+
+
+def gratuitous_reply(our_mac: bytes, our_ip: bytes, client_mac: bytes) -> bytes:
+    """An ARP reply 'our_ip is at our_mac', sent to client_mac only.
+
+    Sender and target IP are both our_ip (the gratuitous form); a unicast
+    reply makes the client's kernel overwrite its entry for our_ip at once.
+    """
+    return (ETHERNET.build({"dst": client_mac, "src": our_mac, "ethertype": ETH_P_ARP})
+            + ARP.build({"op": OP_REPLY, "sender_mac": our_mac, "sender_ip": our_ip,
+                         "target_mac": client_mac, "target_ip": our_ip}))
+
+
+def parse_frame(data: bytes):
+    """(Ethernet header, ARP message) of a frame; for tests and tools."""
+    try:
+        ether = ETHERNET.parse(data)
+        if ether.ethertype != ETH_P_ARP:
+            raise ArpFormatError(f"not ARP: ethertype {ether.ethertype:#06x}")
+        return ether, ARP.parse(data[ETHERNET_LEN:ETHERNET_LEN + ARP_LEN])
+    except ConstructError as e:
+        raise ArpFormatError(str(e)) from None

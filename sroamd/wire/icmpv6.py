@@ -1,0 +1,251 @@
+"""ICMPv6 Neighbour Discovery messages (RFC 4861, RFC 8106) in construct.
+
+Router Solicitation (133), Router Advertisement (134) and Neighbour
+Advertisement (136), their options (source/target link-layer address,
+prefix information, RDNSS), and the Ethernet + IPv6 framing used on packet
+sockets, with the ICMPv6 checksum over the IPv6 pseudo-header.
+
+Malformed input raises Icmpv6FormatError and nothing else.  An option of
+length 0 (which would make a naive parser loop forever) is malformed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from construct import (BitStruct, Byte, Bytes, Check, ConstructError, Flag, FixedSized,
+                       GreedyBytes, GreedyRange, Int16ub, Int32ub, Padding, Struct, Switch,
+                       Terminated, this)
+
+from sroamd.wire.ip import (ETH_P_IPV6, ETHERNET, ETHERNET_LEN, IPPROTO_ICMPV6, IPV6,
+                            IPV6_LEN, IPV6_PSEUDO, internet_checksum)
+
+ROUTER_SOLICITATION = 133
+ROUTER_ADVERTISEMENT = 134
+NEIGHBOUR_ADVERTISEMENT = 136
+
+OPT_SOURCE_LLADDR = 1
+OPT_TARGET_LLADDR = 2
+OPT_PREFIX_INFORMATION = 3
+OPT_RDNSS = 25
+
+ALL_NODES = bytes.fromhex("ff020000000000000000000000000001")
+ALL_ROUTERS = bytes.fromhex("ff020000000000000000000000000002")
+UNSPECIFIED = bytes(16)
+ND_HOP_LIMIT = 255
+MAX_ROUTER_LIFETIME = 9000  # RFC 4861 6.2.1
+
+
+def multicast_mac(address: bytes) -> bytes:
+    """The Ethernet address of an IPv6 multicast group (RFC 2464 section 7)."""
+    return b"\x33\x33" + address[12:]
+
+
+PREFIX_INFORMATION = Struct(
+    "prefix_length" / Byte,
+    "flags" / BitStruct("on_link" / Flag, "autonomous" / Flag, Padding(6)),
+    "valid_lifetime" / Int32ub,
+    "preferred_lifetime" / Int32ub,
+    "reserved" / Int32ub,
+    "prefix" / Bytes(16),
+)
+
+RDNSS = Struct(
+    "reserved" / Int16ub,
+    "lifetime" / Int32ub,  # seconds (RFC 8106)
+    "addresses" / GreedyRange(Bytes(16)),
+    Terminated,
+)
+
+# A link-layer address option carries a 6-byte MAC on Ethernet (length 1);
+# other lengths are kept as raw bytes.
+_LLADDR = Switch(this.length, {1: Bytes(6)}, default=GreedyBytes)
+
+ND_OPTION = Struct(
+    "type" / Byte,
+    "length" / Byte,  # in units of 8 bytes, type and length included
+    Check(this.length > 0),
+    "body" / FixedSized(this.length * 8 - 2, Switch(this.type, {
+        OPT_SOURCE_LLADDR: _LLADDR,
+        OPT_TARGET_LLADDR: _LLADDR,
+        OPT_PREFIX_INFORMATION: Struct("info" / PREFIX_INFORMATION, Terminated),
+        OPT_RDNSS: RDNSS,
+    }, default=GreedyBytes)),
+)
+
+# Options fill the rest of the message; GreedyRange stops at the first bad
+# one, and Terminated then rejects the leftovers.
+ND_OPTIONS = Struct("list" / GreedyRange(ND_OPTION), Terminated)
+
+RS_BODY = Struct("reserved" / Int32ub, "options" / ND_OPTIONS)
+RA_BODY = Struct(
+    "cur_hop_limit" / Byte,
+    "flags" / Byte,  # M, O, ...: none used here
+    "router_lifetime" / Int16ub,
+    "reachable_time" / Int32ub,
+    "retrans_timer" / Int32ub,
+    "options" / ND_OPTIONS,
+)
+NA_BODY = Struct(
+    "flags" / BitStruct("router" / Flag, "solicited" / Flag, "override" / Flag, Padding(29)),
+    "target" / Bytes(16),
+    "options" / ND_OPTIONS,
+)
+
+ICMPV6 = Struct(
+    "type" / Byte,
+    "code" / Byte,
+    "checksum" / Int16ub,
+    "body" / Switch(this.type, {
+        ROUTER_SOLICITATION: RS_BODY,
+        ROUTER_ADVERTISEMENT: RA_BODY,
+        NEIGHBOUR_ADVERTISEMENT: NA_BODY,
+    }, default=GreedyBytes),
+)
+
+
+class Icmpv6FormatError(ValueError):
+    """An ICMPv6 packet or frame that cannot be parsed or built."""
+
+
+@dataclass(slots=True)
+class PrefixInfo:
+    prefix: bytes  # 16 bytes
+    prefix_length: int = 64
+    valid_lifetime: int = 0
+    preferred_lifetime: int = 0
+    on_link: bool = True
+    autonomous: bool = True
+
+
+@dataclass(slots=True)
+class NdOptions:
+    source_lladdr: bytes | None = None
+    target_lladdr: bytes | None = None
+    prefixes: list[PrefixInfo] = field(default_factory=list)
+    rdnss_lifetime: int = 0
+    rdnss: list[bytes] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Frame:
+    """An ICMPv6 message in IPv6 in Ethernet, as seen on a packet socket."""
+    eth_src: bytes
+    eth_dst: bytes
+    ip_src: bytes
+    ip_dst: bytes
+    hop_limit: int
+    type: int
+    code: int
+    checksum_ok: bool
+    body: object  # the construct container of the message body
+
+
+def _options_to_list(options: NdOptions) -> list[dict]:
+    out = []
+    if options.source_lladdr is not None:
+        out.append({"type": OPT_SOURCE_LLADDR, "length": 1, "body": options.source_lladdr})
+    if options.target_lladdr is not None:
+        out.append({"type": OPT_TARGET_LLADDR, "length": 1, "body": options.target_lladdr})
+    for p in options.prefixes:
+        out.append({"type": OPT_PREFIX_INFORMATION, "length": 4, "body": {"info": {
+            "prefix_length": p.prefix_length,
+            "flags": {"on_link": p.on_link, "autonomous": p.autonomous},
+            "valid_lifetime": p.valid_lifetime,
+            "preferred_lifetime": p.preferred_lifetime,
+            "reserved": 0, "prefix": p.prefix}}})
+    if options.rdnss:
+        out.append({"type": OPT_RDNSS, "length": 1 + 2 * len(options.rdnss), "body": {
+            "reserved": 0, "lifetime": options.rdnss_lifetime,
+            "addresses": list(options.rdnss)}})
+    return out
+
+
+def options_of(body) -> NdOptions:
+    """The options of a parsed RS/RA/NA body, as an NdOptions."""
+    result = NdOptions()
+    for option in body.options.list:
+        if option.type == OPT_SOURCE_LLADDR and option.length == 1:
+            result.source_lladdr = option.body
+        elif option.type == OPT_TARGET_LLADDR and option.length == 1:
+            result.target_lladdr = option.body
+        elif option.type == OPT_PREFIX_INFORMATION:
+            i = option.body.info
+            result.prefixes.append(PrefixInfo(i.prefix, i.prefix_length, i.valid_lifetime,
+                                              i.preferred_lifetime, i.flags.on_link,
+                                              i.flags.autonomous))
+        elif option.type == OPT_RDNSS:
+            result.rdnss_lifetime = option.body.lifetime
+            result.rdnss.extend(option.body.addresses)
+    return result
+
+
+def build_ra(router_lifetime: int, options: NdOptions, cur_hop_limit: int = 64) -> dict:
+    """The fields of a Router Advertisement, for build_frame."""
+    return {"type": ROUTER_ADVERTISEMENT, "code": 0, "body": {
+        "cur_hop_limit": cur_hop_limit, "flags": 0,
+        "router_lifetime": min(router_lifetime, 0xFFFF),
+        "reachable_time": 0, "retrans_timer": 0,
+        "options": {"list": _options_to_list(options)}}}
+
+
+def build_rs(options: NdOptions) -> dict:
+    return {"type": ROUTER_SOLICITATION, "code": 0,
+            "body": {"reserved": 0, "options": {"list": _options_to_list(options)}}}
+
+
+def build_na(target: bytes, options: NdOptions, router: bool, solicited: bool,
+             override: bool) -> dict:
+    return {"type": NEIGHBOUR_ADVERTISEMENT, "code": 0, "body": {
+        "flags": {"router": router, "solicited": solicited, "override": override},
+        "target": target, "options": {"list": _options_to_list(options)}}}
+
+
+def build_frame(message: dict, eth_src: bytes, eth_dst: bytes, ip_src: bytes,
+                ip_dst: bytes, hop_limit: int = ND_HOP_LIMIT) -> bytes:
+    """An Ethernet frame with the ICMPv6 message, checksum computed."""
+    try:
+        fields = dict(message, checksum=0)
+        icmp = ICMPV6.build(fields)
+        pseudo = IPV6_PSEUDO.build({"src": ip_src, "dst": ip_dst, "length": len(icmp),
+                                    "next_header": IPPROTO_ICMPV6})
+        fields["checksum"] = internet_checksum(pseudo + icmp)
+        icmp = ICMPV6.build(fields)
+        header = IPV6.build({"vtf": {"traffic_class": 0, "flow_label": 0},
+                             "payload_length": len(icmp), "next_header": IPPROTO_ICMPV6,
+                             "hop_limit": hop_limit, "src": ip_src, "dst": ip_dst})
+        ether = ETHERNET.build({"dst": eth_dst, "src": eth_src, "ethertype": ETH_P_IPV6})
+    except ConstructError as e:
+        raise Icmpv6FormatError(f"cannot build: {e}") from None
+    return ether + header + icmp
+
+
+def parse_frame(data: bytes) -> Frame:
+    """Parse an Ethernet frame carrying ICMPv6 (no extension headers)."""
+    if len(data) < ETHERNET_LEN + IPV6_LEN + 4:
+        raise Icmpv6FormatError(f"truncated: {len(data)} bytes")
+    try:
+        ether = ETHERNET.parse(data)
+        if ether.ethertype != ETH_P_IPV6:
+            raise Icmpv6FormatError(f"not IPv6: ethertype {ether.ethertype:#06x}")
+        ip = IPV6.parse(data[ETHERNET_LEN:])
+        if ip.next_header != IPPROTO_ICMPV6:
+            raise Icmpv6FormatError(f"not ICMPv6: next header {ip.next_header}")
+        start = ETHERNET_LEN + IPV6_LEN
+        payload = data[start:start + ip.payload_length]
+        if len(payload) != ip.payload_length or len(payload) < 4:
+            raise Icmpv6FormatError(
+                f"truncated: payload length {ip.payload_length}, {len(payload)} bytes present")
+        message = ICMPV6.parse(payload)
+    except ConstructError as e:
+        raise Icmpv6FormatError(f"malformed: {_reason(e)}") from None
+    pseudo = IPV6_PSEUDO.build({"src": ip.src, "dst": ip.dst, "length": len(payload),
+                                "next_header": IPPROTO_ICMPV6})
+    return Frame(eth_src=ether.src, eth_dst=ether.dst, ip_src=ip.src, ip_dst=ip.dst,
+                 hop_limit=ip.hop_limit, type=message.type, code=message.code,
+                 checksum_ok=internet_checksum(pseudo + payload) == 0, body=message.body)
+
+
+def _reason(error: ConstructError) -> str:
+    text = str(error).strip().splitlines()
+    return text[-1] if text else type(error).__name__
