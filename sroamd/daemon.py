@@ -9,9 +9,12 @@ import signal
 import sys
 
 from sroamd.config import Config
+from sroamd.dump import format_dump, format_mac
 from sroamd.flood import Flooder
+from sroamd.roaming import (ASSOCIATION_REFRESH, Action, Kick, Roamed, Roaming, Serve,
+                            Unserve)
+from sroamd.stations import StationEvent
 from sroamd.store import Store
-from sroamd.dump import format_dump
 
 log = logging.getLogger("sroamd")
 
@@ -29,13 +32,80 @@ def setup_logging(debug: int) -> None:
     root.propagate = False
 
 
+def make_station_source(config: Config):
+    """The source of station events the configuration asks for (None: none)."""
+    choice = config.station_source
+    if choice == "none" or not config.interfaces:
+        return None
+    if choice == "auto":
+        choice = "ubus" if os.path.exists(config.ubus_socket) else "hostapd"
+        log.info("station source: %s (auto)", choice)
+    if choice == "ubus":
+        from sroamd.stations_ubus import UbusStationSource
+        return UbusStationSource(config.interfaces, socket_path=config.ubus_socket)
+    from sroamd.stations_hostapd import HostapdStationSource
+    return HostapdStationSource(config.interfaces, ctrl_dir=config.hostapd_dir)
+
+
 class Daemon:
     def __init__(self, config: Config):
         self.config = config
         self.node_id = os.urandom(8)
         self.store = Store()
         self.flooder = Flooder(self.store, config.port, config.peers)
+        self.roaming = Roaming(self.store, self.node_id, self._act)
+        self.stations = make_station_source(config)
+        self.clients = None  # the DHCP/RA/routes service, when interfaces are served
         self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("internal error: %r", task.exception(), exc_info=task.exception())
+
+    def on_station_event(self, event: StationEvent) -> None:
+        log.info("%s: station %s %s", event.ifname, format_mac(event.mac),
+                 "associated" if event.associated else "disassociated")
+        if event.associated:
+            self.roaming.station_associated(event.ifname, event.mac)
+        else:
+            self.roaming.station_disassociated(event.ifname, event.mac)
+
+    def _act(self, action: Action) -> None:
+        """Carries out what the roaming engine decided."""
+        if isinstance(action, Serve):
+            if self.clients is not None:
+                self.clients.client_arrived(action.ifname, action.mac)
+        elif isinstance(action, Unserve):
+            if self.clients is not None:
+                self.clients.client_left(action.mac)
+        elif isinstance(action, Kick):
+            log.info("%s: station %s roamed to another node, kicking it",
+                     action.ifname, format_mac(action.mac))
+            if self.stations is not None:
+                self._spawn(self._kick(action))
+        elif isinstance(action, Roamed):
+            log.info("client %s %s", format_mac(action.mac),
+                     f"arrived on {action.ifname}" if action.arrived
+                     else f"left for node {action.other_node.hex()}")
+
+    async def _kick(self, action: Kick) -> None:
+        try:
+            await self.stations.kick(action.ifname, action.mac)
+        except Exception as e:  # a station already gone is not our failure
+            log.warning("%s: could not kick %s: %s", action.ifname, format_mac(action.mac), e)
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(ASSOCIATION_REFRESH)
+            self.roaming.refresh()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -44,12 +114,17 @@ class Daemon:
         loop.add_signal_handler(signal.SIGUSR1, self.dump)
         log.warning("starting, node id %s", self.node_id.hex())
         await self.flooder.start()
-        expiry = loop.create_task(self._expire_loop())
+        self._spawn(self._expire_loop())
+        self._spawn(self._refresh_loop())
+        if self.stations is not None:
+            self._spawn(self.stations.run(self.on_station_event))
         try:
             await self._stopping.wait()
         finally:
             log.warning("shutting down")
-            expiry.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self.flooder.stop()
 
     async def _expire_loop(self) -> None:
