@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 from sroamd.config import Config
 from sroamd.dump import format_dump, format_mac
@@ -51,6 +52,7 @@ class Daemon:
     def __init__(self, config: Config):
         self.config = config
         self.node_id = os.urandom(8)
+        self.started = time.monotonic()
         self.store = Store()
         self.flooder = Flooder(self.store, config.port, config.peers)
         self.roaming = Roaming(self.store, self.node_id, self._act)
