@@ -144,7 +144,10 @@ class Store:
         left = datum.expires - self.clock()
         if left <= 0:
             return 0
-        return min(int(left), MAX_TIME)
+        # Rounded down, so that data never gain time going around a loop of
+        # peers; the 10 ms allowance lets a datum just set for 1800 s say
+        # 1800, as C sroamd does, not 1799.
+        return min(int(left + 0.01), MAX_TIME)
 
     def leases_of(self, mac: bytes, kind: int) -> list[Datum]:
         """Live leases (IPV4_LEASE or IPV6_LEASE) whose value is mac, smallest key first."""
