@@ -36,6 +36,8 @@ def format_dump(daemon: "Daemon") -> Iterator[str]:
     yield f"Node {daemon.node_id.hex()}, interfaces {' '.join(daemon.config.interfaces) or '(none)'}"
     for datum in sorted(daemon.store, key=lambda d: d.key):
         yield describe_datum(datum, daemon.store)
+    for mac, ifname in sorted(daemon.roaming.clients.items()):
+        yield f"Client {format_mac(mac)} on {ifname}"
     for session in daemon.flooder.status():
         yield (f"Peer {session['peer']} ({session['direction']}) "
                f"{'established' if session['established'] else 'handshaking'}, "

@@ -88,9 +88,10 @@ class FloodPeer:
 class Node:
     """A sroamd process on loopback with flooding only (no interfaces)."""
 
-    def __init__(self, port: int, peers: list[int], debug: int = 1):
+    def __init__(self, port: int, peers: list[int], debug: int = 1, peer_host: str = "127.0.0.1"):
         self.port = port
         self.peers = peers
+        self.peer_host = peer_host
         self.debug = debug
         self.proc: subprocess.Popen | None = None
         self.start()
@@ -98,7 +99,8 @@ class Node:
     def start(self) -> None:
         args = [sys.executable, "-m", "sroamd", "-d", str(self.debug), "-f", str(self.port)]
         for peer in self.peers:
-            args += ["-F", f"127.0.0.1:{peer}"]
+            host = f"[{self.peer_host}]" if ":" in self.peer_host else self.peer_host
+            args += ["-F", f"{host}:{peer}"]
         # A file, not a pipe: a pipe nobody reads would block the daemon.
         self.logfile = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(args, cwd=REPO, stderr=self.logfile)

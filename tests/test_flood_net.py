@@ -207,3 +207,33 @@ def test_sigterm_shuts_down_cleanly(network):
     a.proc.send_signal(signal.SIGTERM)
     assert a.proc.wait(5) == 0
     assert "shutting down" in a.log_text()
+
+
+def test_c_sroamd_session_replayed_into_the_daemon(network, peers):
+    """The bytes a real C sroamd sent (captured) are understood and passed on."""
+    from captures import load_jsonl
+    frames = [bytes.fromhex(f["hex"]) for f in load_jsonl("flood-c-sroamd.jsonl")
+              if f["dir"] == "connector->listener"]
+    (a,) = network([[]])
+    watcher = peers(a)
+    c_peer = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+    for frame in frames:  # the handshake, then the updates, chunk by chunk as read()
+        c_peer.sendall(frame)
+    assert c_peer.recv(4) == HANDSHAKE_BYTES  # what the C sroamd expects back
+    assoc = association_key(bytes.fromhex("7e477967bcf4"))
+    lease4 = ipv4_lease_key(bytes([192, 0, 2, 163]))
+    lease6 = bytes.fromhex("0120010db8444497a2")
+    assert watcher.wait_for(lambda p: p.has(assoc) and p.has(lease4) and p.has(lease6))
+    assert watcher.data[assoc].value == bytes.fromhex("3f17adf6da335b37")
+    assert 1790 <= watcher.data[lease4].time <= 1800  # the 10 s offer was renewed to 1800 s
+    assert watcher.data[lease6].value == bytes.fromhex("7e477967bcf4")
+    c_peer.close()
+
+
+def test_peers_over_ipv6(network, peers):
+    (a,) = network([[]])
+    b = Node(free_port(), [a.port], peer_host="::1")
+    network.nodes.append(b)
+    update = lease(77)
+    peers(a, host="::1").send(update)
+    assert everyone_has([peers(b, host="::1")], update.key, update.value)
