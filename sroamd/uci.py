@@ -277,7 +277,7 @@ def _pick_section(sections: list[UciSection], filename: str) -> UciSection:
     for section in sections:
         if section.type != SECTION_TYPE:
             raise ConfigError(f"{filename}:{section.line}: unknown section type {section.type!r} "
-                              f"(sroamd reads one 'config {SECTION_TYPE} {SECTION_NAME!r}' section)")
+                              f"(sroamd reads one \"config {SECTION_TYPE} '{SECTION_NAME}'\" section)")
     ours = [s for s in sections if s.type == SECTION_TYPE]
     if not ours:
         raise ConfigError(f"{filename}: no 'config {SECTION_TYPE}' section")
