@@ -1,0 +1,218 @@
+"""The DHCPv4 server, sans-IO: a message in (bytes), a reply out (bytes + where to).
+
+RFC 2131 server behaviour on the leases in the replicated store:
+
+  DISCOVER  -> OFFER: the client's lease, else the requested address if
+               free, else a random free one; held OFFER_TIME seconds.
+  REQUEST   -> ACK (lease extended to config.lease_time) or NAK:
+     selecting (server id present): ours -> the requested address;
+               another server's -> dropped, the client chose it;
+     init-reboot (requested address, no ciaddr): confirm it;
+     renewing / rebinding (ciaddr): extend it.
+     A REQUEST for an address that is free is granted (any AP may have
+     restarted; the store is the truth), one held by another client or a
+     client holding another address gets NAK.
+  INFORM    -> ACK with router and DNS, no lease.
+  RELEASE   -> the lease ends (flooded as released); no reply.
+  DECLINE   -> the address is held out of use (flooded); no reply.
+
+Every AP answers with the same server identifier (the shared gateway
+address, or the interface's own address), so a client renews at any AP.
+
+Replies (RFC 2131 4.1): giaddr set -> the relay, port 67, through the IP
+stack; NAK -> broadcast; ciaddr set -> unicast to ciaddr; broadcast flag ->
+broadcast; else unicast to yiaddr at chaddr.  The adapter sends all but the
+relay case as Ethernet frames, so no ARP entry is needed for a client that
+has no address yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+from sroamd.config import Config
+from sroamd.leases import OFFER_TIME, Leases, ipv4_text
+from sroamd.wire import dhcp
+from sroamd.wire.dhcp import (ACK, DECLINE, DISCOVER, INFORM, NAK, OFFER, RELEASE, REQUEST,
+                              ZERO4, DhcpFormatError, DhcpMessage)
+from sroamd.wire.ip import BROADCAST_MAC
+
+log = logging.getLogger("sroamd.dhcp")
+
+HOST_NETMASK = b"\xff\xff\xff\xff"
+LIMITED_BROADCAST = b"\xff\xff\xff\xff"
+# Upstream renews after 1600 s and rebinds after 1700 s of an 1800 s lease;
+# the same shares of any lease time, capped at those values.
+T1_CAP, T2_CAP = 1600, 1700
+
+
+def renewal_times(lease_time: int) -> tuple[int, int]:
+    """(T1, T2) for a lease time: upstream's 1600/1700 s for 1800 s."""
+    return min(T1_CAP, lease_time * 8 // 9), min(T2_CAP, lease_time * 17 // 18)
+
+
+@dataclass(frozen=True, slots=True)
+class DhcpReply:
+    payload: bytes  # the DHCP message (UDP payload)
+    message_type: int
+    ip_dst: bytes  # 4 bytes
+    port: int  # 68, or 67 to a relay
+    mac_dst: bytes | None  # Ethernet destination; None: through the IP stack (relay)
+    yiaddr: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DhcpOutcome:
+    mac: bytes | None  # the client (None when dropped before we knew it)
+    relayed: bool  # came through a relay: the client is not on our link
+    reply: DhcpReply | None
+    dropped: str | None = None  # why nothing was done, if so
+
+
+class DhcpServer:
+    def __init__(self, config: Config, leases: Leases):
+        self.config = config
+        self.leases = leases
+        self.lease_time = config.lease_time
+        self.t1, self.t2 = renewal_times(config.lease_time)
+        self.dns = [a.packed for a in config.dns_v4]
+        self.received: Counter[str] = Counter()  # by message type name
+        self.sent: Counter[str] = Counter()  # by message type name
+        self.dropped: Counter[str] = Counter()  # by reason
+        self.events: Counter[str] = Counter()  # releases, declines, refused ones
+
+    def handle(self, data: bytes, server_ip: bytes | None) -> DhcpOutcome:
+        """One message received on a roaming interface whose server address
+        (gateway, else the interface's IPv4 address) is server_ip."""
+        try:
+            message = dhcp.parse(data)
+        except DhcpFormatError as e:
+            log.debug("malformed DHCP message: %s", e)
+            return self._drop(None, False, "malformed")
+        relayed = message.giaddr != ZERO4
+        if message.op != dhcp.BOOTREQUEST:
+            return self._drop(None, relayed, "not_request")
+        if message.htype != dhcp.HTYPE_ETHERNET or message.hlen != 6:
+            return self._drop(None, relayed, "not_ethernet")
+        mac = message.mac
+        kind = message.message_type
+        if kind is None:
+            return self._drop(mac, relayed, "bootp")  # plain BOOTP: not served
+        self.received[dhcp.MESSAGE_TYPE_NAMES.get(kind, str(kind))] += 1
+        if server_ip is None:
+            return self._drop(mac, relayed, "no_server_address")
+        server_id = message.options.get(dhcp.OPT_SERVER_ID)
+        if server_id is not None and server_id != server_ip:
+            # Selecting another server (or releasing/declining its lease).
+            return self._drop(mac, relayed, "other_server")
+        if kind == DISCOVER:
+            return self._discover(message, mac, relayed, server_ip)
+        if kind == REQUEST:
+            return self._request(message, mac, relayed, server_ip)
+        if kind == INFORM:
+            return self._reply(message, mac, relayed, server_ip, ACK, ZERO4, lease=False)
+        if kind == RELEASE:
+            if self.leases.release_ipv4(mac, message.ciaddr):
+                self.events["released"] += 1
+                log.info("%s released %s", _mac(mac), ipv4_text(message.ciaddr))
+            else:
+                self.events["release_refused"] += 1
+            return DhcpOutcome(mac, relayed, None)
+        if kind == DECLINE:
+            address = message.options.get(dhcp.OPT_REQUESTED_ADDRESS)
+            if address is not None and self.leases.decline_ipv4(mac, address):
+                self.events["declined"] += 1
+                log.warning("%s declined %s (in use by someone else?): held out of use",
+                            _mac(mac), ipv4_text(address))
+            else:
+                self.events["decline_refused"] += 1
+            return DhcpOutcome(mac, relayed, None)
+        return self._drop(mac, relayed, "unexpected_type")
+
+    def _discover(self, message: DhcpMessage, mac: bytes, relayed: bool,
+                  server_ip: bytes) -> DhcpOutcome:
+        requested = message.options.get(dhcp.OPT_REQUESTED_ADDRESS)
+        datum = self.leases.ipv4_lease(mac, requested, OFFER_TIME)
+        if datum is None:
+            log.warning("no free IPv4 address to offer %s", _mac(mac))
+            return self._drop(mac, relayed, "pool_exhausted")
+        return self._reply(message, mac, relayed, server_ip, OFFER, datum.key[1:])
+
+    def _request(self, message: DhcpMessage, mac: bytes, relayed: bool,
+                 server_ip: bytes) -> DhcpOutcome:
+        requested = message.options.get(dhcp.OPT_REQUESTED_ADDRESS)
+        ciaddr = message.ciaddr if message.ciaddr != ZERO4 else None
+        if dhcp.OPT_SERVER_ID in message.options or ciaddr is None:
+            # Selecting (server id: ours, checked above) or init-reboot.
+            address = requested or ciaddr
+        else:
+            # Renewing (unicast) or rebinding (broadcast).
+            address = ciaddr
+        if address is None:
+            return self._drop(mac, relayed, "request_without_address")
+        own = self.leases.ipv4_leases(mac)
+        if own and all(d.key[1:] != address for d in own):
+            datum = None  # the client is to use the address it holds
+        else:
+            datum = self.leases.claim_ipv4(mac, address, self.lease_time)
+        if datum is None:
+            log.info("NAK %s for %s", _mac(mac), ipv4_text(address))
+            return self._reply(message, mac, relayed, server_ip, NAK, ZERO4)
+        for other in own:
+            # Offers made at the same time by several APs before the store
+            # converged: the client took this one, the others go back.
+            if other is not datum:
+                self.leases.release_ipv4(mac, other.key[1:])
+        return self._reply(message, mac, relayed, server_ip, ACK, address)
+
+    def _reply(self, request: DhcpMessage, mac: bytes, relayed: bool, server_ip: bytes,
+               kind: int, yiaddr: bytes, lease: bool = True) -> DhcpOutcome:
+        options: dict[int, object] = {dhcp.OPT_MESSAGE_TYPE: kind, dhcp.OPT_SERVER_ID: server_ip}
+        if kind != NAK:
+            if lease:
+                options[dhcp.OPT_LEASE_TIME] = self.lease_time
+                options[dhcp.OPT_RENEWAL_TIME] = self.t1
+                options[dhcp.OPT_REBINDING_TIME] = self.t2
+                options[dhcp.OPT_SUBNET_MASK] = HOST_NETMASK
+            options[dhcp.OPT_ROUTER] = [server_ip]
+            if self.dns:
+                options[dhcp.OPT_DNS] = self.dns
+        flags = request.flags
+        if kind == NAK and relayed:
+            flags |= dhcp.FLAG_BROADCAST  # RFC 2131 4.3.2: the relay broadcasts it
+        reply = DhcpMessage(
+            op=dhcp.BOOTREPLY, xid=request.xid, flags=flags,
+            ciaddr=request.ciaddr if kind == ACK else ZERO4, yiaddr=yiaddr,
+            giaddr=request.giaddr, chaddr=request.chaddr, options=options)
+        payload = dhcp.build(reply)
+        ip_dst, port, mac_dst = self._destination(request, kind, yiaddr, mac)
+        name = dhcp.MESSAGE_TYPE_NAMES[kind]
+        self.sent[name] += 1
+        return DhcpOutcome(mac, relayed, DhcpReply(payload, kind, ip_dst, port, mac_dst, yiaddr))
+
+    @staticmethod
+    def _destination(request: DhcpMessage, kind: int, yiaddr: bytes,
+                     mac: bytes) -> tuple[bytes, int, bytes | None]:
+        if request.giaddr != ZERO4:
+            return request.giaddr, dhcp.SERVER_PORT, None
+        if kind == NAK:
+            return LIMITED_BROADCAST, dhcp.CLIENT_PORT, BROADCAST_MAC
+        if request.ciaddr != ZERO4:
+            return request.ciaddr, dhcp.CLIENT_PORT, mac
+        if request.broadcast or yiaddr == ZERO4:
+            return LIMITED_BROADCAST, dhcp.CLIENT_PORT, BROADCAST_MAC
+        return yiaddr, dhcp.CLIENT_PORT, mac
+
+    def _drop(self, mac: bytes | None, relayed: bool, reason: str) -> DhcpOutcome:
+        self.dropped[reason] += 1
+        return DhcpOutcome(mac, relayed, None, reason)
+
+    def status(self) -> dict:
+        return {"received": dict(self.received), "sent": dict(self.sent),
+                "dropped": dict(self.dropped), "events": dict(self.events)}
+
+
+def _mac(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)

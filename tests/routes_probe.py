@@ -1,0 +1,50 @@
+"""Exercise sroamd.routes against the kernel; run inside a scratch namespace.
+
+Prints one JSON object.  Run by tests/test_routes.py with each pyroute2
+version (0.9.x from the system, 0.7.9 from a venv), as
+`ip netns exec NS PYTHON tests/routes_probe.py IFNAME`.
+"""
+
+import json
+import socket
+import subprocess
+import sys
+
+import pyroute2
+
+from sroamd.routes import RouteManager
+
+
+def ip(*args):
+    return subprocess.run(["ip", *args], check=True, capture_output=True, text=True).stdout
+
+
+def main():
+    ifname = sys.argv[1]
+    ifindex = socket.if_nametoindex(ifname)
+    v4 = socket.inet_pton(socket.AF_INET, "192.0.2.77")
+    v6 = socket.inet_pton(socket.AF_INET6, "2001:db8:4444:7::")[:8] + bytes(8)
+    clash = socket.inet_pton(socket.AF_INET, "192.0.2.88")
+    # A route left by a "crashed instance", and one that babeld would own.
+    ip("route", "add", "192.0.2.99/32", "dev", ifname, "proto", "44")
+    ip("route", "add", "192.0.2.88/32", "dev", ifname, "proto", "babel", "metric", "0")
+    out = {"version": pyroute2.__version__}
+    manager = RouteManager(metric=0)
+    out["stale_removed"] = manager.flush_stale({ifindex})
+    out["add_v4"] = manager.add(ifindex, v4, 32, ifname)
+    out["add_v4_again"] = manager.add(ifindex, v4, 32, ifname)
+    out["add_v6"] = manager.add(ifindex, v6, 64, ifname)
+    out["add_clash"] = manager.add(ifindex, clash, 32, ifname)
+    out["table_v4"] = ip("-4", "route", "show", "proto", "44")
+    out["table_v6"] = ip("-6", "route", "show", "proto", "44")
+    out["remove_v4"] = manager.remove(v4, 32)
+    out["remove_v4_again"] = manager.remove(v4, 32)
+    manager.remove_all()
+    out["after_v4"] = ip("-4", "route", "show", "proto", "44")
+    out["after_v6"] = ip("-6", "route", "show", "proto", "44")
+    out["babel_route_kept"] = ip("-4", "route", "show", "192.0.2.88/32")
+    out["status"] = manager.status()
+    print(json.dumps(out))
+
+
+main()

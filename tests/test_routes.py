@@ -1,0 +1,78 @@
+"""sroamd.routes against the kernel, with pyroute2 0.9.x (system) and 0.7.9 (OpenWrt).
+
+The 0.7.9 run uses a venv made once with `pip install pyroute2==0.7.9`
+(kept in $SROAMD_PYROUTE2_VENV, default /tmp/sroamd-venv-pyroute2-0.7.9).
+"""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from netlab import missing_requirements
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+OLD_VERSION = "0.7.9"
+VENV = os.environ.get("SROAMD_PYROUTE2_VENV", f"/tmp/sroamd-venv-pyroute2-{OLD_VERSION}")
+
+pytestmark = pytest.mark.skipif(missing_requirements() is not None,
+                                reason=str(missing_requirements()))
+
+
+def old_pyroute2_python() -> str:
+    python = os.path.join(VENV, "bin", "python")
+    check = [python, "-c", "import pyroute2; print(pyroute2.__version__)"]
+    if os.path.exists(python):
+        cp = subprocess.run(check, capture_output=True, text=True)
+        if cp.returncode == 0 and cp.stdout.strip() == OLD_VERSION:
+            return python
+    subprocess.run([sys.executable, "-m", "venv", "--clear", VENV], check=True)
+    cp = subprocess.run([python, "-m", "pip", "install", "-q", f"pyroute2=={OLD_VERSION}"],
+                        capture_output=True, text=True)
+    if cp.returncode != 0:
+        pytest.skip(f"cannot install pyroute2=={OLD_VERSION} in a venv: {cp.stderr[-500:]}")
+    return python
+
+
+@pytest.fixture
+def netns():
+    name = f"sroamd-rt-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        for args in (["link", "set", "lo", "up"],
+                     ["link", "add", "wl0", "type", "veth", "peer", "name", "wl1"],
+                     ["link", "set", "wl0", "up"], ["link", "set", "wl1", "up"],
+                     ["addr", "add", "192.0.2.1/24", "dev", "wl0"]):
+            subprocess.run(["ip", "-n", name, *args], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.mark.parametrize("which", ["system", OLD_VERSION])
+def test_routes_with_pyroute2(netns, which):
+    python = sys.executable if which == "system" else old_pyroute2_python()
+    cp = subprocess.run(["ip", "netns", "exec", netns, python,
+                         os.path.join(HERE, "routes_probe.py"), "wl0"],
+                        capture_output=True, text=True, timeout=60,
+                        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert cp.returncode == 0, cp.stderr
+    out = json.loads(cp.stdout.strip().splitlines()[-1])
+    if which != "system":
+        assert out["version"] == OLD_VERSION
+    assert out["stale_removed"] == 1
+    assert out["add_v4"] and out["add_v4_again"] and out["add_v6"]
+    assert "192.0.2.77 dev wl0" in out["table_v4"]
+    assert "192.0.2.99" not in out["table_v4"]
+    assert "2001:db8:4444:7::/64 dev wl0" in out["table_v6"]
+    # A clash is refused, reported and counted, and the other route stays.
+    assert out["add_clash"] is False
+    assert out["status"]["failures"] == {"EEXIST": 1}
+    assert "EEXIST" in cp.stderr and "kernel-priority 256" in cp.stderr
+    assert "proto babel" in out["babel_route_kept"]
+    assert out["remove_v4"] is True and out["remove_v4_again"] is False
+    assert out["after_v4"] == "" and out["after_v6"] == ""
