@@ -13,33 +13,32 @@ namespace; nothing is created in the host's own namespace.
 
 ::
 
-      namespace <p>-ap1            namespace <p>-sw (the "switch")          namespace <p>-c1
-    +------------------+      +--------------------------------------+   +----------------+
-    | hostapd, babeld  |      |  air-ap1: bridge, group_fwd_mask 8   |   | wpa_supplicant |
-    | wl0 (roaming) ---+------+--- p1        p3 ---------------------+---+- c0            |
-    | eth0 (backbone) -+--+   |                                      |   +----------------+
-    +------------------+  |   |  air-ap2: bridge, group_fwd_mask 8   |
-    | ... <p>-ap2 ...  |  |   |      p2 <- wl0 of ap2                |
-    +------------------+  |   |                                      |
-                          +---+- p4  bb: backbone bridge (babeld)    |
-                              +--------------------------------------+
+    namespace   interface        its veth peer, in namespace <p>-sw (e.g.)
+    <p>-ap1     wl0  (hostapd)   p1, port of air-ap1  (group_fwd_mask 8)
+                eth0 (babeld)    p2, port of bb       (backbone)
+    <p>-ap2     wl0  (hostapd)   p3, port of air-ap2  (group_fwd_mask 8)
+                eth0 (babeld)    p4, port of bb
+    <p>-c1      c0   (wpa_supp.) p5, port of air-ap1; lab.roam(c1, ap2)
+                                     makes it a port of air-ap2
 
 - One namespace ``sw`` holds every bridge: one "air" bridge per AP (the
   Wi-Fi medium of that AP) and the backbone bridge(s).  Each air bridge is
   created with ``group_fwd_mask 8`` so that it forwards EAPOL frames (sent to
   the PAE group address 01:80:c2:00:00:03), which a bridge drops by default.
+  Ports are veth ends named p1, p2, ... in creation order.
 - Each AP namespace holds the AP's roaming interface (``wl0`` by default,
   the same name on every AP as on real APs), a veth whose peer is a port of
   that AP's air bridge.  hostapd runs there with ``driver=wired``: hostapd
   does not see EAPOL on a bridge device itself, hence the veth.  Its
-  backbone interface (``eth0``) is a veth whose peer is a port of ``bb``;
-  babeld runs on it.
+  backbone interface (``eth0``, :meth:`Lab.backbone`) is a veth whose peer
+  is a port of ``bb``; babeld runs on it.
 - Each client namespace holds the client's interface (``c0``), a veth whose
-  peer (a port ``pN`` in ``sw``) is plugged into the air bridge of the AP it
-  is "associated" with; wpa_supplicant ``-D wired`` runs there.
+  peer (a port in ``sw``) is plugged into the air bridge of the AP it is
+  "associated" with; wpa_supplicant ``-D wired`` runs there.
 - Roaming = moving the client's port to another AP's air bridge
-  (:meth:`Lab.roam`), then ``wpa_cli reauthenticate``, as a Wi-Fi client
-  authenticates again when it associates with a new AP.
+  (:meth:`Lab.roam`), then ``wpa_cli reauthenticate``
+  (:meth:`Supplicant.reauthenticate`), as a Wi-Fi client authenticates
+  again when it associates with a new AP.
 
 Control sockets (hostapd, wpa_supplicant) are files in the Lab's temporary
 directory; unix sockets are filesystem objects, so any process on the
@@ -47,17 +46,34 @@ machine can talk to them without entering the namespace.
 
 Example::
 
-    with Lab() as lab:
-        ap = lab.access_point("ap1")
-        hapd = lab.hostapd(ap)
-        c = lab.client("c1", ap)
+    with Lab(dad=False) as lab:
+        ap1, ap2 = lab.access_point("ap1"), lab.access_point("ap2")
+        h1, h2 = lab.hostapd(ap1), lab.hostapd(ap2)
+        for ap in (ap1, ap2):
+            lab.backbone(ap.ns)                  # eth0 on bridge bb
+            lab.babeld(ap.ns, ["eth0"])
+        c = lab.client("c1", ap1)
         supp = lab.wpa_supplicant(c)
-        supp.wait_authorized()
-        assert c.mac in hapd.all_sta()
+        with h2.monitor() as events:
+            supp.wait_authorized()               # ~2 s: see below
+            assert h1.authorized(c.mac)
+            lab.roam(c, ap2)
+            supp.reauthenticate()
+            events.wait_event("AP-STA-CONNECTED " + c.mac)   # milliseconds
+
+Timings seen here (hostapd/wpa_supplicant 2.10, babeld 1.12): a new
+supplicant sends its first EAPOL-Start after ~2 s (hard-coded startWhen);
+reauthentication after a roam takes milliseconds; a station that logged off
+or was deauthenticated stays in hostapd's table, unauthorized, for 5 s; a
+re-logon during those 5 s is lost (the supplicant then waits 30 s), so wait
+for the station to leave ``all_sta`` first.  babeld needs IPv6 link-local
+addresses: with DAD on, routes flow ~4 s after start, with ``dad=False``
+~0.3 s.
 
 Everything a Lab made (processes by PID: SIGTERM, then SIGKILL; namespaces;
 its directory) goes away when the ``with`` block ends, whatever the reason
-(exception, Ctrl-C, SIGTERM while the Lab is open, interpreter exit).
+(exception, Ctrl-C, SIGTERM while the Lab is open, interpreter exit), only
+SIGKILL of the Python process excepted.
 """
 
 from __future__ import annotations
@@ -115,9 +131,15 @@ def run(argv: Sequence[str], check: bool = True,
     cp = subprocess.run(list(argv), stdin=subprocess.DEVNULL,
                         capture_output=True, text=True, timeout=timeout)
     if check and cp.returncode != 0:
-        raise subprocess.CalledProcessError(cp.returncode, cp.args, cp.stdout,
-                                            cp.stderr)
+        raise CommandError(cp.returncode, cp.args, cp.stdout, cp.stderr)
     return cp
+
+
+class CommandError(subprocess.CalledProcessError):
+    """CalledProcessError whose message includes the command's stderr."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}: {(self.stderr or '').strip()}"
 
 
 def mac_bytes(mac: str) -> bytes:
@@ -342,7 +364,7 @@ class Hostapd:
                     "driver=wired\n"
                     f"ctrl_interface={self.ctrl_dir}\n"
                     "logger_stdout=-1\n"
-                    "logger_stdout_level=1\n"
+                    "logger_stdout_level=2\n"
                     "ieee8021x=1\n"
                     "eapol_version=2\n"
                     "use_pae_group_addr=1\n"
@@ -462,12 +484,14 @@ class Lab:
 
     Use as a context manager.  `prefix` defaults to a random "nlXXXXXX"
     (namespaces are "<prefix>-<name>"); `keep_dir` keeps the directory with
-    configs and logs (printed at close) for post-mortems.
+    configs and logs (printed at close) for post-mortems; dad=False turns
+    off IPv6 DAD in its namespaces (see netns()).
     """
 
     _open: "weakref.WeakSet[Lab]" = weakref.WeakSet()
 
-    def __init__(self, prefix: str | None = None, keep_dir: bool = False):
+    def __init__(self, prefix: str | None = None, keep_dir: bool = False,
+                 dad: bool = True):
         reason = missing_requirements()
         if reason:
             raise PermissionError(reason)
@@ -475,6 +499,7 @@ class Lab:
         self.dir = tempfile.mkdtemp(prefix=f"netlab-{self.prefix}-")
         os.chmod(self.dir, 0o755)
         self.keep_dir = keep_dir
+        self.dad = dad
         self.namespaces: dict[str, Netns] = {}
         self.processes: list[Process] = []
         self.bridges: set[str] = set()
@@ -489,14 +514,22 @@ class Lab:
 
     # -- basic building blocks -------------------------------------------
 
-    def netns(self, name: str) -> Netns:
-        """The namespace <prefix>-<name>, created (with lo up) on first use."""
+    def netns(self, name: str, dad: bool | None = None) -> Netns:
+        """The namespace <prefix>-<name>, created (with lo up) on first use.
+
+        dad=False (default: the Lab's `dad`) turns off IPv6 duplicate
+        address detection for interfaces made afterwards, so link-local
+        addresses are usable at once (babeld starts ~2 s sooner).
+        """
         ns = self.namespaces.get(name)
         if ns is None:
             ns = Netns(self, name)
             run(["ip", "netns", "add", ns.name])
             self.namespaces[name] = ns
             os.makedirs(ns.dir, exist_ok=True)
+            if not (self.dad if dad is None else dad):
+                ns.run("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
+                       "net.ipv6.conf.default.accept_dad=0")
             ns.up("lo")
         return ns
 
@@ -571,9 +604,10 @@ class Lab:
     # -- APs and clients --------------------------------------------------
 
     def access_point(self, name: str, ifname: str = "wl0",
-                     mac: str | None = None) -> AccessPoint:
+                     mac: str | None = None,
+                     dad: bool | None = None) -> AccessPoint:
         """Namespace `name` with `ifname` plugged into air bridge air-<name>."""
-        ns = self.netns(name)
+        ns = self.netns(name, dad)
         air = self.air(f"air-{name}"[:15])
         port = self.plug(ns, ifname, air, mac)
         return AccessPoint(name, ns, ifname, air, port, ns.mac(ifname))
@@ -584,10 +618,12 @@ class Lab:
         return self.plug(ns, ifname, bridge)
 
     def client(self, name: str, ap: AccessPoint | None = None,
-               ifname: str = "c0", mac: str | None = None) -> Client:
-        """Namespace `name` with `ifname`, its port on ap's air bridge."""
-        ns = self.netns(name)
-        mac = mac or random_mac()
+               ifname: str = "c0", mac: str | None = None,
+               dad: bool | None = None) -> Client:
+        """Namespace `name` with `ifname` (random MAC unless given), its port
+        on ap's air bridge (on a bridge of its own if ap is None)."""
+        ns = self.netns(name, dad)
+        mac = (mac or random_mac()).lower()
         bridge = ap.air if ap else self.switch("unplugged")
         port = self.plug(ns, ifname, bridge, mac)
         return Client(name, ns, ifname, port, mac, ap)
