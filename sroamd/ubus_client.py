@@ -356,8 +356,9 @@ class UbusClient:
         while True:
             try:
                 reader, writer = await asyncio.open_unix_connection(self.socket_path)
-            except OSError as e:
-                log.warning("ubus: cannot connect to %s: %s", self.socket_path, e)
+            except OSError as e:    # say it once, not at every retry
+                (log.warning if delay == self.min_backoff else log.debug)(
+                    "ubus: cannot connect to %s: %s", self.socket_path, e)
             else:
                 try:
                     if await self._serve_connection(reader, writer):
