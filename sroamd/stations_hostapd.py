@@ -314,38 +314,35 @@ class HostapdStationSource:
     # -- per interface ---------------------------------------------------
 
     async def _serve(self, ifname: str, on_event) -> None:
+        """Attach, report, follow; on any failure, again after a backoff."""
         ctrl_path = os.path.join(self.ctrl_dir, ifname)
         backoff = self.backoff_min
-        quiet = False  # log "waiting" once, not at every retry
+        say = log.warning  # the first failure in a row; the rest: debug
         while True:
             local = os.path.join(
                 self.local_dir,
                 f"sroamd-hostapd-{os.getpid()}-{next(self._socket_ids)}")
+            ctrl = None
             try:
                 ctrl = await _Ctrl.open(ctrl_path, local, self.timeout)
-            except OSError as e:
-                (log.debug if quiet else log.info)(
-                    "hostapd control socket %s: %s; retrying", ctrl_path, e)
-                quiet = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.backoff_max)
-                continue
-            self._ctrl[ifname] = ctrl
-            try:
+                self._ctrl[ifname] = ctrl
                 reply = await ctrl.request("ATTACH")
                 if not is_ok(reply):
                     raise HostapdError(f"ATTACH refused: {reply!r}")
                 await self._resync(ifname, ctrl, on_event)
                 log.info("attached to hostapd on %s", ifname)
                 backoff = self.backoff_min
-                quiet = False
+                say = log.warning
                 await self._follow(ifname, ctrl, on_event)
-            except OSError as e:  # includes TimeoutError, ConnectionError
-                log.warning("hostapd on %s: %s; attaching again", ifname, e)
+            except OSError as e:  # also TimeoutError, ConnectionError
+                say("hostapd control socket %s: %s; trying again", ctrl_path,
+                    e)
+                say = log.debug
             finally:
-                if self._ctrl.get(ifname) is ctrl:
-                    del self._ctrl[ifname]
-                ctrl.close()
+                if ctrl is not None:
+                    if self._ctrl.get(ifname) is ctrl:
+                        del self._ctrl[ifname]
+                    ctrl.close()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.backoff_max)
 

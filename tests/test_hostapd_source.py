@@ -14,21 +14,24 @@ for 5 s (AP_MAX_INACTIVITY_AFTER_DEAUTH).
 import asyncio
 import glob
 import os
+import signal
 import time
 
 import pytest
 
 import netlab
 from sroamd.stations import StationEvent
-from sroamd.stations_hostapd import HostapdError, HostapdStationSource
+from sroamd.stations_hostapd import (HostapdError, HostapdStationSource,
+                                     parse_mac)
 
 REASON = netlab.missing_requirements("hostapd", "hostapd_cli",
                                      "wpa_supplicant", "wpa_cli")
-pytestmark = pytest.mark.skipif(REASON is not None, reason=str(REASON))
 
 
 @pytest.fixture
 def lab():
+    if REASON:
+        pytest.skip(f"needs a network lab: {REASON}")
     with netlab.Lab() as lab:
         yield lab
 
@@ -240,3 +243,84 @@ def test_roam_between_two_hostapds(lab):
         await run.stop()
 
     asyncio.run(main())
+
+
+def test_hostapd_frozen(lab):
+    """A hostapd that stops answering (SIGSTOP): PING times out, the source
+    lets go and attaches again once hostapd answers."""
+    ap = lab.access_point("ap1")
+    hapd = lab.hostapd(ap)
+    c = lab.client("c1", ap)
+    supp = lab.wpa_supplicant(c)
+    supp.wait_authorized()
+
+    async def main():
+        source = source_for(lab, hapd, ping_interval=0.2, timeout=0.3)
+        run = Running(source)
+        assert await run.next(2) == StationEvent("wl0", mac(c), True)
+        hapd.proc.signal(signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 2
+            while source.attached("wl0"):
+                assert time.monotonic() < deadline, "still attached"
+                await asyncio.sleep(0.02)
+        finally:
+            hapd.proc.signal(signal.SIGCONT)
+        await run.until_attached("wl0", timeout=3)
+        # still there: reported again on attaching
+        assert await run.next(2) == StationEvent("wl0", mac(c), True)
+        supp.logoff()
+        assert await run.next(2) == StationEvent("wl0", mac(c), False)
+        await run.stop()
+
+    asyncio.run(main())
+    assert local_sockets(lab) == []
+
+
+# -- enumeration logic against a scripted control connection (no hostapd) --
+
+A, B = "02:00:5e:10:00:0a", "02:00:5e:10:00:0b"
+
+
+class ScriptedCtrl:
+    def __init__(self, script: dict[str, list[bytes]]):
+        self.script = script
+        self.sent = []
+
+    async def request(self, command: str) -> bytes:
+        self.sent.append(command)
+        return self.script[command].pop(0)
+
+
+def sta(mac: str, flags: str) -> bytes:
+    return f"{mac}\nflags={flags}\naid=1\n".encode()
+
+
+def test_enumerate_only_authorized():
+    ctrl = ScriptedCtrl({"STA-FIRST": [sta(A, "[AUTH][ASSOC][AUTHORIZED]")],
+                         f"STA-NEXT {A}": [sta(B, "[AUTH]")],
+                         f"STA-NEXT {B}": [b""]})
+    source = HostapdStationSource(["wl0"])
+    assert asyncio.run(source._enumerate(ctrl)) == {parse_mac(A)}
+    assert ctrl.sent == ["STA-FIRST", f"STA-NEXT {A}", f"STA-NEXT {B}"]
+
+
+def test_enumerate_starts_over_when_a_station_leaves_midway():
+    ctrl = ScriptedCtrl({"STA-FIRST": [sta(A, "[AUTHORIZED]"),
+                                       sta(B, "[AUTHORIZED]")],
+                         f"STA-NEXT {A}": [b"FAIL\n"],
+                         f"STA-NEXT {B}": [b""]})
+    source = HostapdStationSource(["wl0"])
+    assert asyncio.run(source._enumerate(ctrl)) == {parse_mac(B)}
+
+
+def test_resync_reports_vanished_stations():
+    ctrl = ScriptedCtrl({"STA-FIRST": [sta(B, "[AUTHORIZED]")],
+                         f"STA-NEXT {B}": [b""]})
+    source = HostapdStationSource(["wl0"])
+    source._present["wl0"] = {parse_mac(A), parse_mac(B)}
+    events = []
+    asyncio.run(source._resync("wl0", ctrl, events.append))
+    assert events == [StationEvent("wl0", parse_mac(A), False),
+                      StationEvent("wl0", parse_mac(B), True)]
+    assert source._present["wl0"] == {parse_mac(B)}
