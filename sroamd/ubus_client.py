@@ -206,7 +206,13 @@ class UbusClient:
                            m.get("signature", {})) for m in replies]
 
     async def lookup_id(self, path: str, *, timeout: float | None = None) -> int:
-        return (await self.lookup(path, timeout=timeout))[0].id
+        return await self._lookup_id(path, timeout)
+
+    async def _lookup_id(self, path, timeout, wait=True):
+        replies = await self._request("lookup", 0, {"objpath": path}, timeout, wait)
+        if not replies:     # ubusd hides objects whose methods an ACL denies us
+            raise UbusError("NOT_FOUND", path)
+        return replies[0]["objid"]
 
     async def call(self, obj, method: str, args: dict | None = None, *,
                    timeout: float | None = None) -> dict:
@@ -318,8 +324,7 @@ class UbusClient:
             if sub.id is None:
                 sub.id = await self._add_object({}, sub)
             try:
-                target = (await self._request("lookup", 0, {"objpath": sub.path},
-                                              None, wait=False))[0]["objid"]
+                target = await self._lookup_id(sub.path, None, wait=False)
                 await self._request("subscribe", 0, {"objid": sub.id, "target": target},
                                     None, wait=False)
             except UbusError as e:
@@ -548,8 +553,6 @@ class UbusClient:
                 data = method[0](msg.get("data", {}))
                 if inspect.isawaitable(data):
                     data = await data
-                if data is not None:
-                    encode_message({"type": "data", "data": data})  # fail here, not half-sent
                 status = 0
             except UbusError as e:
                 status, data = e.code, None
@@ -559,7 +562,12 @@ class UbusClient:
         if msg.get("no_reply"):
             return
         try:
-            self._reply(msg, status, data)
+            try:
+                self._reply(msg, status, data)
+            except UbusFormatError as e:    # nothing was sent: the data is encoded first
+                log.error("ubus: %s.%s returned what ubus cannot carry: %s",
+                          obj.path, msg.get("method"), e)
+                self._reply(msg, status_code("UNKNOWN_ERROR"))
         except UbusError:
             pass        # the caller's connection is gone with ours
 

@@ -125,7 +125,8 @@ async def test_call_results_and_errors(sock):
     async with UbusBroker(sock), client(sock) as pub, client(sock) as c:
         obj = await pub.add_object("test", {
             "echo": (echo, {}), "refuse": (refuse, {}), "crash": (crash, {}),
-            "nothing": (lambda args: None, {}), "sync": (lambda args: {"n": len(args)}, {})})
+            "nothing": (lambda args: None, {}), "sync": (lambda args: {"n": len(args)}, {}),
+            "unencodable": (lambda args: {"x": object()}, {})})
         assert await c.call("test", "echo", {"a": [1, True]}) == {"echo": {"a": [1, True]}}
         assert await c.call(obj.id, "sync", {"x": 1, "y": 2}) == {"n": 2}
         assert await c.call("test", "nothing") == {}
@@ -133,11 +134,14 @@ async def test_call_results_and_errors(sock):
                                      ("nosuch", "echo", "NOT_FOUND"),
                                      (12345678, "echo", "NOT_FOUND"),
                                      ("test", "refuse", "INVALID_ARGUMENT"),
-                                     ("test", "crash", "UNKNOWN_ERROR")]:
+                                     ("test", "crash", "UNKNOWN_ERROR"),
+                                     ("test", "unencodable", "UNKNOWN_ERROR")]:
             with pytest.raises(UbusError) as e:
                 await c.call(path, method)
             assert e.value.status == status, (path, method)
             assert str(e.value) == status
+        with pytest.raises(ValueError):     # UbusFormatError: nothing sent
+            await c.call("test", "echo", {"x": object()})
         # still usable after the errors
         assert await c.call("test", "echo") == {"echo": {}}
 
