@@ -1,0 +1,345 @@
+"""The client-facing services on the roaming interfaces: the asyncio adapter.
+
+Owns the sockets and netlink around the sans-IO parts:
+
+  DHCP    one UDP socket per roaming interface, port 67, SO_BINDTODEVICE
+          (so other DHCP servers on the AP keep their own interfaces, and
+          unicast renewals get no ICMP port-unreachable); replies go out as
+          Ethernet frames on the packet socket, so a client without an
+          address is reached at its MAC (unicast to yiaddr, or broadcast)
+          with no ARP entry, and a relay (giaddr) is answered over UDP.
+  RS/RA   a filtered packet socket receives RSs (the MAC comes from the
+          frame); RAs, ARP replies and NAs leave on the send packet socket.
+  routes  /32 and /64 host routes, protocol 44, for the served clients.
+  links   interfaces missing at start, gone, or back with a new index.
+
+The roaming engine calls client_arrived(ifname, mac) and client_left(mac).
+Lease changes come from the store (store.listeners): a served client's
+lease that moves to another client loses its route, a new lease of a served
+client gets one.  The daemon passes expired data to on_expired().
+
+A DHCP message or RS from a client we do not serve yet means the client is
+on that link: on_client_seen(ifname, mac) is called (the daemon wires it to
+the roaming engine, which claims the client and calls client_arrived); by
+default the client is simply served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from collections import Counter
+from typing import Callable
+
+from sroamd.config import Config
+from sroamd.dhcp_server import DhcpServer
+from sroamd.leases import Leases
+from sroamd.links import Link, LinkTable
+from sroamd.neighbours import announcements
+from sroamd.packet import PacketSender, RsReceiver
+from sroamd.ra import REFRESH_INTERVAL, LinkInfo, RouterAdvertiser
+from sroamd.routes import RouteManager
+from sroamd.rtnl import Rtnl
+from sroamd.store import IPV4_LEASE, IPV6_LEASE, KEY_LENGTHS, Datum, Store
+from sroamd.wire.dhcp import CLIENT_PORT, SERVER_PORT
+from sroamd.wire.ip import ipv4_udp_frame
+
+log = logging.getLogger("sroamd.clients")
+
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+MAX_BATCH = 64  # datagrams handled per wakeup before yielding to the loop
+
+
+def _route_of(key: bytes) -> tuple[bytes, int]:
+    if key[0] == IPV4_LEASE:
+        return key[1:], 32
+    return key[1:] + bytes(8), 64
+
+
+def _mac(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+class ClientService:
+    def __init__(self, store: Store, config: Config, node_id: bytes, *,
+                 on_client_seen: Callable[[str, bytes], None] | None = None,
+                 leases: Leases | None = None,
+                 refresh_interval: float = REFRESH_INTERVAL):
+        self.store = store
+        self.config = config
+        self.node_id = node_id
+        self.on_client_seen = on_client_seen
+        self.leases = leases or Leases(store, config)
+        self.dhcp = DhcpServer(config, self.leases)
+        self.ra = RouterAdvertiser(config, self.leases, refresh_interval)
+        self.gateway = config.gateway.packed if config.gateway else None
+        self.clients: dict[bytes, str] = {}  # served MAC -> interface
+        self.routed: dict[bytes, set[bytes]] = {}  # MAC -> lease keys routed
+        self.send_errors: Counter[str] = Counter()
+        self.announced = 0
+        self.routes: RouteManager | None = None
+        self.links: LinkTable | None = None
+        self.sender: PacketSender | None = None
+        self.rs: RsReceiver | None = None
+        self.dhcp_sockets: dict[str, socket.socket] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+
+    # -- life cycle --------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        rtnl = Rtnl()
+        self.routes = RouteManager(self.config.route_metric, rtnl)
+        self.sender = PacketSender()
+        self.rs = RsReceiver()
+        self._loop.add_reader(self.rs.fileno(), self._on_rs)
+        self.links = LinkTable(self.config.interfaces, rtnl, self._on_link_change)
+        self.links.start(self._loop)
+        self.routes.flush_stale({link.index for link in self.links.links.values()})
+        self.store.listeners.append(self.on_store_change)
+
+    async def stop(self) -> None:
+        """Final RAs (router lifetime 0), our routes removed, sockets closed."""
+        if self._loop is None:
+            return
+        if self.on_store_change in self.store.listeners:
+            self.store.listeners.remove(self.on_store_change)
+        if self._timer is not None:
+            self._timer.cancel()
+        infos = [info for info in map(self._link_info, self.config.interfaces) if info]
+        for ifname, frame in self.ra.final(infos):
+            self._send(ifname, frame)
+        self.routes.remove_all()
+        self.links.stop(self._loop)
+        self._loop.remove_reader(self.rs.fileno())
+        for name in list(self.dhcp_sockets):
+            self._close_dhcp_socket(name)
+        self.rs.close()
+        self.sender.close()
+        self.routes.close()
+        self._loop = None
+
+    # -- what the roaming engine calls -------------------------------------
+
+    def client_arrived(self, ifname: str, mac: bytes) -> None:
+        """The client is associated here: routes, ARP + NA at once, RAs."""
+        self.clients[mac] = ifname
+        self._sync_routes(mac)
+        link = self.links.get(ifname) if self.links else None
+        if link is not None:
+            for frame in announcements(link.mac, self._server_ip(link), link.link_local, mac):
+                self._send(ifname, frame)
+            self.announced += 1
+        self.ra.track(ifname, mac)
+        frame = self.ra.unsolicited(mac, self._link_info(ifname))
+        if frame is not None:
+            self._send(ifname, frame)
+        self._arm_timer()
+
+    def client_left(self, mac: bytes) -> None:
+        """The client is gone from here: its routes and RAs stop."""
+        if self.clients.pop(mac, None) is None:
+            return
+        self._sync_routes(mac)
+        self.ra.untrack(mac)
+
+    # -- store changes -----------------------------------------------------
+
+    def on_store_change(self, datum: Datum, old: bytes | None, origin: object) -> None:
+        if datum.kind not in (IPV4_LEASE, IPV6_LEASE) or len(datum.key) != KEY_LENGTHS[datum.kind]:
+            return
+        if old is not None and old != datum.value and old in self.clients:
+            self._sync_routes(old)  # the lease left that client
+        if datum.value in self.clients:
+            self._sync_routes(datum.value)
+
+    def on_expired(self, data: list[Datum]) -> None:
+        """Data that just expired (Store.expire()): routes of lapsed leases go."""
+        for datum in data:
+            if datum.kind in (IPV4_LEASE, IPV6_LEASE) and datum.value in self.clients:
+                self._sync_routes(datum.value)
+
+    # -- routes ------------------------------------------------------------
+
+    def _sync_routes(self, mac: bytes) -> None:
+        """Make the client's routes those of its live leases, on its interface."""
+        if self.routes is None:
+            return
+        have = self.routed.get(mac, set())
+        ifname = self.clients.get(mac)
+        link = self.links.get(ifname) if ifname is not None else None
+        wanted = set()
+        if link is not None:
+            wanted = {d.key for kind in (IPV4_LEASE, IPV6_LEASE)
+                      for d in self.store.leases_of(mac, kind)}
+        for key in have - wanted:
+            self.routes.remove(*_route_of(key))
+        done = set()
+        for key in wanted:
+            if self.routes.add(link.index, *_route_of(key), ifname=link.name):
+                done.add(key)
+        if done:
+            self.routed[mac] = done
+        else:
+            self.routed.pop(mac, None)
+
+    # -- links -------------------------------------------------------------
+
+    def _on_link_change(self, name: str, old: Link | None, new: Link | None) -> None:
+        if old is not None and (new is None or new.index != old.index):
+            self.routes.forget_interface(old.index)
+            self._close_dhcp_socket(name)
+        if new is not None:
+            self.leases.reserve_ipv4(new.ipv4)
+            if name not in self.dhcp_sockets:
+                self._open_dhcp_socket(name)
+            if old is None or old.index != new.index:
+                try:
+                    self.rs.join_all_routers(new.index)
+                except OSError as e:
+                    log.error("%s: cannot receive router solicitations: %s", name, e)
+        for mac, ifname in list(self.clients.items()):
+            if ifname == name:
+                self._sync_routes(mac)
+
+    def _open_dhcp_socket(self, name: str) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
+                             | socket.SOCK_CLOEXEC)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, name.encode())
+            sock.bind(("0.0.0.0", SERVER_PORT))
+        except OSError as e:
+            sock.close()
+            log.error("%s: cannot listen for DHCP on port %d: %s", name, SERVER_PORT, e)
+            return
+        self.dhcp_sockets[name] = sock
+        self._loop.add_reader(sock.fileno(), self._on_dhcp, name, sock)
+
+    def _close_dhcp_socket(self, name: str) -> None:
+        sock = self.dhcp_sockets.pop(name, None)
+        if sock is not None:
+            self._loop.remove_reader(sock.fileno())
+            sock.close()
+
+    def _server_ip(self, link: Link) -> bytes | None:
+        if self.gateway is not None:
+            return self.gateway
+        return link.ipv4[0] if link.ipv4 else None
+
+    def _link_info(self, ifname: str) -> LinkInfo | None:
+        link = self.links.get(ifname) if self.links else None
+        if link is None:
+            return None
+        return LinkInfo(link.name, link.mac, link.link_local)
+
+    # -- packets in --------------------------------------------------------
+
+    def _on_dhcp(self, name: str, sock: socket.socket) -> None:
+        for _ in range(MAX_BATCH):
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                log.warning("%s: DHCP socket: %s", name, e)
+                return
+            link = self.links.get(name)
+            if link is None:
+                return
+            outcome = self.dhcp.handle(data, self._server_ip(link))
+            if outcome.mac is not None and not outcome.relayed and outcome.dropped is None:
+                self._seen(name, outcome.mac)
+            reply = outcome.reply
+            if reply is None:
+                continue
+            if reply.mac_dst is None:  # to a relay, through the IP stack
+                try:
+                    sock.sendto(reply.payload, (socket.inet_ntoa(reply.ip_dst), SERVER_PORT))
+                except OSError as e:
+                    self._send_failed(name, e)
+                continue
+            self._send(name, ipv4_udp_frame(link.mac, reply.mac_dst, self._server_ip(link),
+                                            reply.ip_dst, SERVER_PORT, reply.port or CLIENT_PORT,
+                                            reply.payload))
+
+    def _on_rs(self) -> None:
+        for ifname, data in self.rs.receive():
+            if ifname not in self.dhcp_sockets and self.links.get(ifname) is None:
+                continue  # not a roaming interface
+            info = self._link_info(ifname)
+            if info is None:
+                continue
+            outcome = self.ra.handle_rs(data, info)
+            if outcome.frame is None:
+                continue
+            self._seen(ifname, outcome.mac)
+            self._send(ifname, outcome.frame)
+            self._arm_timer()
+
+    def _seen(self, ifname: str, mac: bytes) -> None:
+        """A client talked to us on ifname: it is here."""
+        if self.clients.get(mac) == ifname:
+            return
+        if self.on_client_seen is not None:
+            self.on_client_seen(ifname, mac)
+        else:
+            self.client_arrived(ifname, mac)
+
+    # -- packets out -------------------------------------------------------
+
+    def _send(self, ifname: str, frame: bytes) -> bool:
+        try:
+            self.sender.send(ifname, frame)
+            return True
+        except OSError as e:
+            self._send_failed(ifname, e)
+            return False
+
+    def _send_failed(self, ifname: str, error: OSError) -> None:
+        name = errno.errorcode.get(error.errno, str(error.errno))
+        self.send_errors[name] += 1
+        log.warning("%s: cannot send: %s", ifname, error)
+
+    # -- RA refresh timer --------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        if self._loop is None:
+            return
+        deadline = self.ra.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            delay = max(0.0, deadline - self.store.clock())
+            self._timer = self._loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        for ifname, frame in self.ra.refresh_due(self._link_info):
+            self._send(ifname, frame)
+        self._arm_timer()
+
+    # -- status ------------------------------------------------------------
+
+    def status(self) -> dict:
+        return {
+            "clients": len(self.clients),
+            "interfaces": {name: (self.links.get(name).index if self.links
+                                  and self.links.get(name) else None)
+                           for name in self.config.interfaces},
+            "dhcp": self.dhcp.status(),
+            "ra": self.ra.status(),
+            "routes": self.routes.status() if self.routes else {},
+            "announcements": self.announced,
+            "send_errors": dict(self.send_errors),
+        }

@@ -1,0 +1,125 @@
+"""The roaming interfaces as the kernel has them: index, MAC, addresses.
+
+Interfaces may be missing at start, go away and come back with a new index
+(hostapd restarts, wifi reloads).  A socket bound to the rtnetlink link and
+address groups is the doorbell: on any notification, or on lost ones, the
+table is re-read with one dump, and on_change(name, old, new) is called for
+each interface whose state changed (old or new None: absent).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from typing import Callable
+
+from pyroute2.netlink.rtnl import (RTM_GETADDR, RTM_GETLINK, RTMGRP_IPV4_IFADDR,
+                                   RTMGRP_IPV6_IFADDR, RTMGRP_LINK)
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+from sroamd.rtnl import Rtnl
+
+log = logging.getLogger("sroamd.links")
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    name: str
+    index: int
+    mac: bytes
+    ipv4: tuple[bytes, ...]  # its IPv4 addresses
+    link_local: bytes | None  # the link-local address to advertise from
+
+
+def eui64_link_local(mac: bytes) -> bytes:
+    return (b"\xfe\x80" + bytes(6) + bytes([mac[0] ^ 2]) + mac[1:3] + b"\xff\xfe"
+            + mac[3:6])
+
+
+def choose_link_local(addresses: list[bytes], mac: bytes) -> bytes | None:
+    """The shared router address (e.g. fe80::44) rather than the one the
+    kernel made from the MAC, which differs on every AP; else the smallest."""
+    if not addresses:
+        return None
+    own = eui64_link_local(mac) if len(mac) == 6 else None
+    chosen = [a for a in addresses if a != own] or addresses
+    return min(chosen)
+
+
+class LinkTable:
+    def __init__(self, names: list[str], rtnl: Rtnl,
+                 on_change: Callable[[str, Link | None, Link | None], None]):
+        self.names = list(names)
+        self.rtnl = rtnl  # for dumps
+        self.on_change = on_change
+        self.links: dict[str, Link] = {}
+        self.events: Rtnl | None = None
+        self.refreshes = 0
+
+    def start(self, loop) -> None:
+        self.events = Rtnl(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
+        loop.add_reader(self.events.fileno(), self._readable)
+        self.refresh()
+
+    def stop(self, loop) -> None:
+        if self.events is not None:
+            loop.remove_reader(self.events.fileno())
+            self.events.close()
+            self.events = None
+
+    def _readable(self) -> None:
+        try:
+            self.events.events()
+        except OSError as e:
+            log.warning("link notifications: %s; re-reading interfaces", e)
+        self.refresh()
+
+    def get(self, name: str) -> Link | None:
+        return self.links.get(name)
+
+    def refresh(self) -> None:
+        self.refreshes += 1
+        try:
+            links = self._read()
+        except OSError as e:
+            log.error("cannot read interfaces: %s", e)
+            return
+        old_links, self.links = self.links, links
+        for name in self.names:
+            old, new = old_links.get(name), links.get(name)
+            if old != new:
+                if new is None:
+                    log.warning("%s: interface gone", name)
+                elif old is None or old.index != new.index:
+                    log.warning("%s: interface present, index %d", name, new.index)
+                self.on_change(name, old, new)
+
+    def _read(self) -> dict[str, Link]:
+        wanted = set(self.names)
+        by_index = {}
+        for msg in self.rtnl.dump(ifinfmsg(), RTM_GETLINK):
+            name = msg.get_attr("IFLA_IFNAME")
+            if name in wanted:
+                address = msg.get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00"
+                by_index[msg["index"]] = (name, bytes.fromhex(address.replace(":", "")))
+        ipv4: dict[int, list[bytes]] = {i: [] for i in by_index}
+        ipv6: dict[int, list[bytes]] = {i: [] for i in by_index}
+        for family, table in ((socket.AF_INET, ipv4), (socket.AF_INET6, ipv6)):
+            request = ifaddrmsg()
+            request["family"] = family
+            for msg in self.rtnl.dump(request, RTM_GETADDR):
+                index = msg["index"]
+                if index not in table:
+                    continue
+                text = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+                if text is None:
+                    continue
+                address = socket.inet_pton(family, text)
+                if family == socket.AF_INET6 and address[:2] != b"\xfe\x80":
+                    continue
+                table[index].append(address)
+        return {name: Link(name, index, mac, tuple(ipv4[index]),
+                           choose_link_local(ipv6[index], mac))
+                for index, (name, mac) in by_index.items()}
