@@ -270,7 +270,7 @@ class UbusClient:
         await self._unregister(sub)
 
     async def listen(self, pattern: str, callback) -> Listener:
-        """``callback(event, data)`` for events matching ``pattern`` (``"a.b"``, ``"a.*"``, ``"*"``)."""
+        """``callback(event, data)`` for events matching ``pattern`` ("a.b", "a.*", "*")."""
         return await self._register(Listener(pattern, callback))
 
     async def unlisten(self, listener: Listener):

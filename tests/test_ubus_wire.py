@@ -102,7 +102,8 @@ def test_python_types_pick_blobmsg_types():
                    "f": 1.0, "s": "x", "u": None, "r": b"\x01", "t": {}, "a": []}) == {
         "b": "int8", "i": "int32", "j": "int32", "k": "int64", "n": "int64", "f": "double",
         "s": "string", "u": "unspec", "r": "unspec", "t": "table", "a": "array"}
-    assert _types({"x": Typed("int16", 7), "y": Typed("double", 2)}) == {"x": "int16", "y": "double"}
+    assert _types({"x": Typed("int16", 7), "y": Typed("double", 2)}) == {
+        "x": "int16", "y": "double"}
 
 
 def test_values_round_trip():
@@ -114,7 +115,8 @@ def test_values_round_trip():
     out = decode_message(encode_message(msg))
     expected = dict(data, u32=-1, i16=-2)
     assert strict(out["data"]) == strict(expected)
-    assert out["seq"] == 65535 and out["peer"] == out["objid"] == 0xFFFFFFFF and out["no_reply"] == 1
+    assert out["seq"] == 65535 and out["peer"] == out["objid"] == 0xFFFFFFFF
+    assert out["no_reply"] == 1
 
 
 def test_subscribers_and_signature_round_trip():
@@ -195,34 +197,42 @@ def test_every_truncation_raises():
             decode_message(ASSOC[:n])
 
 
-@pytest.mark.parametrize("name, why, frame", [
-    ("top length past the end", "less than specified", ASSOC[:8] + struct.pack(">I", 0x48) + ASSOC[12:]),
-    ("top length too short", "non-negative", ASSOC[:8] + struct.pack(">I", 2) + ASSOC[12:]),
-    ("trailing bytes", "end of stream", ASSOC + b"\0\0\0\0"),
-    ("attribute past its parent", "less than specified", ASSOC[:40] + bytes.fromhex("83000032") + ASSOC[44:]),
-    ("data attribute past the message", "less than specified", ASSOC[:36] + bytes.fromhex("07000038") + ASSOC[40:]),
-    ("unknown message type", "mapping for 12", ASSOC[:1] + b"\x0c" + ASSOC[2:]),
-    ("monitor message", "mapping for 11", ASSOC[:1] + b"\x0b" + ASSOC[2:]),
-    ("version 1", "expected 0", b"\x01" + ASSOC[1:]),
-    ("unknown attribute 14", "mapping for 14", ASSOC[:12] + b"\x0e" + ASSOC[13:]),
-    ("attribute 0", "mapping for 0", ASSOC[:12] + b"\x00" + ASSOC[13:]),
-    ("extended bit on a ubus attribute", "extended bit should be clear", ASSOC[:12] + b"\x83" + ASSOC[13:]),
-    ("blobmsg without the extended bit", "extended bit should be set", ASSOC[:40] + b"\x03" + ASSOC[41:]),
-    ("unknown blobmsg type 9", "mapping for 9", ASSOC[:40] + b"\x89" + ASSOC[41:]),
-    ("unknown blobmsg type 0x7f", "mapping for 127", ASSOC[:40] + b"\xff" + ASSOC[41:]),
-    ("string without NUL", "less than specified", ASSOC[:-4] + b"1111"),
-    ("NUL inside a string", "end of stream", ASSOC[:-10] + b"\0" + ASSOC[-9:]),
-    ("name without NUL", "expected b", ASSOC[:53] + b"x" + ASSOC[54:]),
-    ("name length past the attribute", "less than specified", ASSOC[:44] + b"\x00\x40" + ASSOC[46:]),
-    ("int32 of 3 bytes", "less than specified", _data(_attr(0x85000000, NAME_A + b"\0\0\0"))),
-    ("int8 of 2 bytes", "end of stream", _data(_attr(0x87000000, NAME_A + b"\0\0"))),
-    ("double of 4 bytes", "less than specified", _data(_attr(0x88000000, NAME_A + b"\0\0\0\0"))),
-    ("objid of 8 bytes", "end of stream", _frame(5, _attr(0x03000000, b"\0" * 8))),
-    ("no_reply of 4 bytes", "end of stream", _frame(5, _attr(0x0A000000, b"\0" * 4))),
-    ("subscriber with the extended bit", "extended bit should be clear", _frame(1, _attr(0x0B000000, _attr(0x80000000, b"\0" * 4)))),
-    ("nesting one level too deep", "nesting deeper", _data(_nested(MAX_DEPTH))),
+def _patch(offset, data):
+    """ASSOC with ``data`` written at ``offset`` (ASSOC's layout: header 0-7, message
+    blob 8, objid 12, method 20, data 36, blobmsg "address" 40 (name length 44,
+    name 46, NUL 53), its value 56-73, padding to 76)."""
+    return ASSOC[:offset] + data + ASSOC[offset + len(data):]
+
+
+@pytest.mark.parametrize("name, frame, why", [
+    ("top length past the end", _patch(8, bytes.fromhex("00000048")), "less than specified"),
+    ("top length too short", _patch(8, bytes.fromhex("00000002")), "non-negative"),
+    ("trailing bytes", ASSOC + b"\0\0\0\0", "end of stream"),
+    ("attribute past its parent", _patch(40, bytes.fromhex("83000032")), "less than specified"),
+    ("data past the message", _patch(36, bytes.fromhex("07000038")), "less than specified"),
+    ("unknown message type", _patch(1, b"\x0c"), "mapping for 12"),
+    ("monitor message", _patch(1, b"\x0b"), "mapping for 11"),
+    ("version 1", _patch(0, b"\x01"), "expected 0"),
+    ("unknown attribute 14", _patch(12, b"\x0e"), "mapping for 14"),
+    ("attribute 0", _patch(12, b"\x00"), "mapping for 0"),
+    ("extended ubus attribute", _patch(12, b"\x83"), "extended bit should be clear"),
+    ("blobmsg not extended", _patch(40, b"\x03"), "extended bit should be set"),
+    ("unknown blobmsg type 9", _patch(40, b"\x89"), "mapping for 9"),
+    ("unknown blobmsg type 0x7f", _patch(40, b"\xff"), "mapping for 127"),
+    ("string without NUL", _patch(72, b"1111"), "less than specified"),
+    ("NUL inside a string", _patch(66, b"\0"), "end of stream"),
+    ("name without NUL", _patch(53, b"x"), "expected b"),
+    ("name length past the attribute", _patch(44, b"\x00\x40"), "less than specified"),
+    ("int32 of 3 bytes", _data(_attr(0x85000000, NAME_A + b"\0" * 3)), "less than specified"),
+    ("int8 of 2 bytes", _data(_attr(0x87000000, NAME_A + b"\0" * 2)), "end of stream"),
+    ("double of 4 bytes", _data(_attr(0x88000000, NAME_A + b"\0" * 4)), "less than specified"),
+    ("objid of 8 bytes", _frame(5, _attr(0x03000000, b"\0" * 8)), "end of stream"),
+    ("no_reply of 4 bytes", _frame(5, _attr(0x0A000000, b"\0" * 4)), "end of stream"),
+    ("extended subscriber", _frame(1, _attr(0x0B000000, _attr(0x80000000, b"\0" * 4))),
+     "extended bit should be clear"),
+    ("nesting one level too deep", _data(_nested(MAX_DEPTH)), "nesting deeper"),
 ])
-def test_malformed_raises_format_error(name, why, frame):
+def test_malformed_raises_format_error(name, frame, why):
     with pytest.raises(UbusFormatError, match=re.escape(why)):
         decode_message(frame)
 
