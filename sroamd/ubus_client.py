@@ -323,6 +323,7 @@ class UbusClient:
                 return
             if sub.id is None:
                 sub.id = await self._add_object({}, sub)
+            writer = self._writer
             try:
                 target = await self._lookup_id(sub.path, None, wait=False)
                 await self._request("subscribe", 0, {"objid": sub.id, "target": target},
@@ -332,13 +333,16 @@ class UbusClient:
                     raise
                 log.debug("ubus: %s not there yet, waiting for it", sub.path)
                 return
+            self._check_connection(writer)
             sub.target = target
             log.info("ubus: subscribed to %s", sub.path)
             if sub.on_state is not None:
                 self._callbacks.put_nowait((sub.on_state, (True,)))
 
     async def _add_object(self, attrs, reg) -> int:
+        writer = self._writer
         replies = await self._request("add_object", 0, attrs, None, wait=False)
+        self._check_connection(writer)
         objid = replies[0]["objid"] if replies and "objid" in replies[0] else None
         if objid is None:
             raise UbusError("NO_DATA", "add_object returned no object id")
@@ -457,6 +461,12 @@ class UbusClient:
         self._handlers.clear()
         for reg in self._regs:
             reg.reset()
+
+    def _check_connection(self, writer):
+        """A reply may be read just before the connection drops: an id it
+        carries must not outlive that connection (and its reset)."""
+        if writer is None or self._writer is not writer:
+            raise UbusError("CONNECTION_FAILED")
 
     def _next_seq(self) -> int:
         for _ in range(0x10000):
