@@ -241,6 +241,12 @@ def test_logical_network_without_device_waits_for_it(run):
         ["interface.*", "roam", "/etc/init.d/sroamd", "reload"]]
 
 
+def test_without_a_network_config_names_are_devices(run):
+    r = run(FULL.replace("'wlan0'", "'lan'"), network_uci=None)
+    assert r.params()["command"][-1] == "lan"
+    assert r.named("procd_add_interface_trigger") == []
+
+
 def test_anonymous_section_is_used_when_there_is_no_main(run):
     r = run(FULL.replace("config sroamd 'main'", "config sroamd"))
     assert r.started
