@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 
+from sroamd import ubus_object
 from sroamd.config import Config
 from sroamd.dump import format_dump, format_mac
 from sroamd.flood import Flooder
@@ -33,19 +34,28 @@ def setup_logging(debug: int) -> None:
     root.propagate = False
 
 
-def make_station_source(config: Config):
+def make_station_source(config: Config, ubus):
     """The source of station events the configuration asks for (None: none)."""
     choice = config.station_source
     if choice == "none" or not config.interfaces:
         return None
     if choice == "auto":
-        choice = "ubus" if os.path.exists(config.ubus_socket) else "hostapd"
+        choice = "ubus" if ubus is not None else "hostapd"
         log.info("station source: %s (auto)", choice)
     if choice == "ubus":
         from sroamd.stations_ubus import UbusStationSource
-        return UbusStationSource(config.interfaces, socket_path=config.ubus_socket)
+        return UbusStationSource(config.interfaces, socket_path=config.ubus_socket,
+                                 client=ubus)
     from sroamd.stations_hostapd import HostapdStationSource
     return HostapdStationSource(config.interfaces, ctrl_dir=config.hostapd_dir)
+
+
+def make_ubus_client(config: Config):
+    """One ubus connection for everything, when ubus is there (or asked for)."""
+    if config.station_source != "ubus" and not os.path.exists(config.ubus_socket):
+        return None
+    from sroamd.ubus_client import UbusClient
+    return UbusClient(config.ubus_socket)
 
 
 class Daemon:
@@ -56,7 +66,8 @@ class Daemon:
         self.store = Store()
         self.flooder = Flooder(self.store, config.port, config.peers)
         self.roaming = Roaming(self.store, self.node_id, self._act)
-        self.stations = make_station_source(config)
+        self.ubus = make_ubus_client(config)
+        self.stations = make_station_source(config, self.ubus)
         self.clients = None  # the DHCP/RA/routes service, when interfaces are served
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
@@ -97,12 +108,20 @@ class Daemon:
             log.info("client %s %s", format_mac(action.mac),
                      f"arrived on {action.ifname}" if action.arrived
                      else f"left for node {action.other_node.hex()}")
+            if self.ubus is not None and self.ubus.connected:
+                self._spawn(self.ubus.send_event(ubus_object.ROAM_EVENT,
+                                                 ubus_object.roam_event(action)))
 
     async def _kick(self, action: Kick) -> None:
         try:
             await self.stations.kick(action.ifname, action.mac)
         except Exception as e:  # a station already gone is not our failure
             log.warning("%s: could not kick %s: %s", action.ifname, format_mac(action.mac), e)
+
+    async def _run_ubus(self) -> None:
+        await self.ubus.connect()  # waits for ubusd; reconnects by itself later
+        await ubus_object.publish(self.ubus, self)
+        log.info("ubus: object %s published", ubus_object.OBJECT_PATH)
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -118,6 +137,8 @@ class Daemon:
         await self.flooder.start()
         self._spawn(self._expire_loop())
         self._spawn(self._refresh_loop())
+        if self.ubus is not None:
+            self._spawn(self._run_ubus())
         if self.stations is not None:
             self._spawn(self.stations.run(self.on_station_event))
         try:
@@ -127,6 +148,8 @@ class Daemon:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.ubus is not None:
+                await self.ubus.close()
             await self.flooder.stop()
 
     async def _expire_loop(self) -> None:
