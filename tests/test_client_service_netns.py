@@ -1,0 +1,354 @@
+"""The client service end to end, in network namespaces (root only).
+
+An AP namespace runs the client service (tests/client_service_runner.py:
+the service with a real Store and, for two APs, real flooding; the daemon's
+composition root does not wire the client service yet) on wl0 with
+192.0.2.1/24 and fe80::44; clients are namespaces on the AP's "air" bridge:
+busybox udhcpc, ISC dhclient, dhcpcd, rdisc6, the kernel's SLAAC, and
+tests/client_probe.py for RSs from ::, malformed packets and sniffing.
+"""
+
+import json
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+
+import pytest
+
+from netlab import Lab, missing_requirements, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+RUNNER = os.path.join(HERE, "client_service_runner.py")
+PROBE = os.path.join(HERE, "client_probe.py")
+PREFIX4 = "192.0.2.0/24"
+PREFIX6 = "2001:db8:4444::/48"
+GATEWAY = "192.0.2.1"
+DNS4, DNS6 = "192.0.2.53", "2001:db8::53"
+
+_missing = missing_requirements("busybox", "dhclient", "dhcpcd", "rdisc6")
+pytestmark = pytest.mark.skipif(_missing is not None, reason=str(_missing))
+
+
+class Service:
+    """The runner in an AP namespace, and its control socket."""
+
+    def __init__(self, lab, ns, interfaces=("wl0",), extra=()):
+        self.path = os.path.join(lab.dir, f"ctl-{ns.short}-{secrets.token_hex(2)}")
+        argv = ["env", f"PYTHONPATH={ROOT}", sys.executable, RUNNER, self.path, "--",
+                "-d", "2", "-P", PREFIX4, "-P", PREFIX6, "-N", DNS4, "-N", DNS6,
+                "-a", GATEWAY, *extra, *interfaces]
+        self.proc = ns.spawn(argv, name="sroamd")
+        wait_for(lambda: self._ready(), 10, what=f"client service in {ns.name}")
+
+    def _ready(self):
+        if not self.proc.alive():
+            raise RuntimeError(f"runner exited: {self.proc.output()[-3000:]}")
+        return "ready" in self.proc.output()
+
+    def __call__(self, **request):
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(self.path)
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                assert chunk, "control socket closed"
+                data += chunk
+        return json.loads(data)
+
+    def stop(self):
+        self.proc.signal(signal.SIGTERM)
+        self.proc.popen.wait(10)
+        assert "stopped" in self.proc.output(), self.proc.output()[-3000:]
+
+
+def make_ap(lab, name):
+    ap = lab.access_point(name)
+    ap.ns.addr("wl0", f"{GATEWAY}/24")
+    ap.ns.ip("addr", "add", "fe80::44/64", "dev", "wl0")
+    return ap
+
+
+def make_client(lab, ap, prefix="c"):
+    return lab.client(f"{prefix}{secrets.token_hex(2)}", ap, ifname=f"{prefix}{secrets.token_hex(3)}")
+
+
+def probe(client, *args, timeout=20):
+    cp = client.ns.run("env", f"PYTHONPATH={ROOT}", sys.executable, PROBE, args[0],
+                       client.ifname, *args[1:], timeout=timeout)
+    return json.loads(cp.stdout.strip().splitlines()[-1])
+
+
+def routes44(ap, family="-4"):
+    return ap.ns.ip(family, "route", "show", "proto", "44")
+
+
+def udhcpc_script(lab, client):
+    out = os.path.join(lab.dir, f"udhcpc-{client.name}.out")
+    script = out + ".sh"
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho \"$1 ip=$ip subnet=$subnet router=$router dns=$dns "
+                f"lease=$lease serverid=$serverid\" >> {out}\n"
+                # Configure the address, so that unicast renewals and releases go out.
+                "case $1 in\n"
+                "bound|renew) ip addr replace $ip/32 dev $interface;"
+                " ip route replace $router dev $interface;;\n"
+                "deconfig) ip addr flush dev $interface;;\n"
+                "esac\n")
+    os.chmod(script, 0o755)
+    return script, out
+
+
+def events(path):
+    """The lines a client's script wrote: {"event": ..., "ip": ..., ...}."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [dict([("event", line.split()[0])] + [kv.split("=", 1) for kv in line.split()[1:]])
+                for line in f if line.strip()]
+
+
+def udhcpc_once(lab, client, *extra):
+    script, out = udhcpc_script(lab, client)
+    client.ns.run("busybox", "udhcpc", "-i", client.ifname, "-f", "-q", "-n", "-t", "4",
+                  "-T", "1", "-s", script, *extra, timeout=20)
+    bound = [e for e in events(out) if e["event"] == "bound"]
+    assert bound, events(out)
+    return bound[-1]
+
+
+@pytest.fixture
+def lab():
+    with Lab(dad=False) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def one_ap():
+    """One AP serving, shared by the tests that only add clients."""
+    with Lab(dad=False) as lab:
+        ap = make_ap(lab, "ap1")
+        yield lab, ap, Service(lab, ap.ns)
+
+
+def check_lease(lease, address_key="ip"):
+    import ipaddress
+    assert ipaddress.ip_address(lease[address_key]) in ipaddress.ip_network(PREFIX4)
+    assert lease[address_key] != GATEWAY
+
+
+def test_udhcpc_gets_lease_and_renews(one_ap):
+    lab, ap, service = one_ap
+    client = make_client(lab, ap, "u")
+    script, out = udhcpc_script(lab, client)
+    proc = client.ns.spawn(["busybox", "udhcpc", "-i", client.ifname, "-f", "-t", "4", "-T", "1",
+                            "-s", script], name="udhcpc")
+    bound = wait_for(lambda: [e for e in events(out) if e["event"] == "bound"], 10,
+                     what="udhcpc lease")[-1]
+    check_lease(bound)
+    assert (bound["subnet"], bound["router"], bound["dns"]) == ("255.255.255.255", GATEWAY, DNS4)
+    assert (bound["serverid"], bound["lease"]) == (GATEWAY, "1800")
+    assert f"{bound['ip']} dev wl0" in routes44(ap)
+    proc.signal(signal.SIGUSR1)  # renew now (unicast REQUEST with ciaddr)
+    renew = wait_for(lambda: [e for e in events(out) if e["event"] == "renew"], 10,
+                     what="udhcpc renewal")[-1]
+    assert renew["ip"] == bound["ip"] and renew["lease"] == "1800"
+    proc.stop()
+
+
+def test_dhclient_gets_lease_and_reboots_into_it(one_ap):
+    lab, ap, service = one_ap
+    client = make_client(lab, ap, "i")
+    out = os.path.join(lab.dir, f"dhclient-{client.name}.out")
+    script = out + ".sh"
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho \"$reason ip=$new_ip_address subnet=$new_subnet_mask "
+                f"router=$new_routers dns=$new_domain_name_servers\" >> {out}\n")
+    os.chmod(script, 0o755)
+    base = ["dhclient", "-1", "-4", "-sf", script, "-lf", out + ".leases", "-pf", out + ".pid"]
+    try:
+        client.ns.run(*base, client.ifname, timeout=30)
+        client.ns.run(*base, "-x", client.ifname, timeout=30, check=False)  # stop, keep lease
+        client.ns.run(*base, client.ifname, timeout=30)  # INIT-REBOOT with the saved lease
+    finally:
+        client.ns.run(*base, "-x", client.ifname, timeout=30, check=False)
+    found = {e["event"]: e for e in events(out)}
+    bound, reboot = found["BOUND"], found["REBOOT"]
+    check_lease(bound)
+    assert (bound["subnet"], bound["router"], bound["dns"]) == ("255.255.255.255", GATEWAY, DNS4)
+    assert reboot["ip"] == bound["ip"]
+    assert f"{bound['ip']} dev wl0" in routes44(ap)
+
+
+def test_dhcpcd_gets_lease_and_rebinds(one_ap):
+    lab, ap, service = one_ap
+    client = make_client(lab, ap, "d")
+    out = os.path.join(lab.dir, f"dhcpcd-{client.name}.out")
+    script = out + ".sh"
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho \"$reason ip=$new_ip_address subnet=$new_subnet_mask "
+                f"router=$new_routers dns=$new_domain_name_servers\" >> {out}\n")
+    os.chmod(script, 0o755)
+    argv = ["dhcpcd", "-1", "-4", "-w", "-A", "-t", "15", "-c", script, client.ifname]
+    try:
+        client.ns.run(*argv, timeout=30)
+        address = client.ns.ip("-4", "-o", "addr", "show", "dev", client.ifname).split()[3]
+        assert address.endswith("/32")
+        check_lease({"ip": address[:-3]})
+        assert f"default via {GATEWAY}" in client.ns.ip("route")
+        again = client.ns.run(*argv, timeout=30)  # with the saved lease: rebinding
+        assert f"leased {address[:-3]}" in again.stderr + again.stdout
+        assert f"{address[:-3]} dev wl0" in routes44(ap)
+    finally:
+        client.ns.run("dhcpcd", "-x", client.ifname, check=False)
+        for path in (f"/var/lib/dhcpcd/{client.ifname}.lease",
+                     f"/var/lib/dhcpcd/{client.ifname}.lease6"):
+            if os.path.exists(path):
+                os.unlink(path)
+    bound = [e for e in events(out) if e["event"] in ("BOUND", "REBIND", "REBOOT", "RENEW")]
+    assert len(bound) >= 2, events(out)
+    for e in bound:
+        assert (e["ip"], e["subnet"], e["router"], e["dns"]) == \
+            (address[:-3], "255.255.255.255", GATEWAY, DNS4)
+
+
+def test_rdisc6_and_rs_from_unspecified_get_own_64(one_ap):
+    lab, ap, service = one_ap
+    client = make_client(lab, ap, "r")
+    out = client.ns.run("rdisc6", "-1", "-w", "2000", client.ifname, timeout=20).stdout
+    assert "from fe80::44" in out
+    prefix = [line.split(":", 1)[1].strip() for line in out.splitlines()
+              if line.strip().startswith("Prefix")][0]
+    assert prefix.startswith("2001:db8:4444:") and prefix.endswith("::/64")
+    assert f"Recursive DNS server     : {DNS6}" in out
+    assert "DNS server lifetime     :         3600" in out  # seconds
+    assert f"{prefix} dev wl0" in routes44(ap, "-6")
+    # From :: without a source link-layer option (as during DAD): answered
+    # to ff02::1 at the client's MAC, the same /64.
+    [ra] = probe(client, "rs", "--unspecified")
+    assert ra["ip_dst"] == "ff02::1" and ra["ip_src"] == "fe80::44" and ra["checksum_ok"]
+    assert ra["prefixes"] == [prefix[:-3]] and ra["valid"] == [3600]
+    assert ra["rdnss"] == [DNS6] and ra["rdnss_lifetime"] == 3600
+
+
+def test_malformed_packets_are_dropped_and_counted(one_ap):
+    lab, ap, service = one_ap
+    before = service(cmd="status")
+    client = make_client(lab, ap, "m")
+    assert probe(client, "dhcp-garbage") == {"sent": 4}
+    ras = probe(client, "rs", "--bad")
+    assert len(ras) == 1 and ras[0]["prefixes"]  # the good RS after the bad ones
+    check_lease(udhcpc_once(lab, client))
+    after = service(cmd="status")
+    dhcp_dropped = after["dhcp"]["dropped"].get("malformed", 0) - \
+        before["dhcp"]["dropped"].get("malformed", 0)
+    assert dhcp_dropped == 4
+    ra_dropped = {k: v - before["ra"]["dropped"].get(k, 0) for k, v in after["ra"]["dropped"].items()}
+    assert ra_dropped == {"bad_checksum": 1, "bad_hop_limit": 1, "malformed": 1}
+
+
+def test_kernel_slaac_routes_release_and_shutdown(lab):
+    ap = make_ap(lab, "ap1")
+    service = Service(lab, ap.ns)
+    client = make_client(lab, ap, "k")
+    client.ns.run("sysctl", "-qw", f"net.ipv6.conf.{client.ifname}.accept_ra=1")
+    client.ns.ip("link", "set", client.ifname, "down")
+    client.ns.up(client.ifname)  # the kernel sends an RS
+    addr = wait_for(lambda: [w for w in client.ns.ip("-6", "-o", "addr", "show", "dev", client.ifname,
+                                                     "scope", "global").split()
+                             if w.startswith("2001:db8:4444:")], 10, what="SLAAC address")[0]
+    prefix64 = addr.split("/")[0].rsplit(":", 4)[0] + "::/64"
+    assert f"default via fe80::44 dev {client.ifname}" in client.ns.ip("-6", "route")
+    assert f"{prefix64} dev wl0" in routes44(ap, "-6")
+    # DHCP, then DHCPRELEASE (SIGUSR2 makes udhcpc release): the /32 goes.
+    script, out = udhcpc_script(lab, client)
+    udhcpc = client.ns.spawn(["busybox", "udhcpc", "-i", client.ifname, "-f", "-t", "4",
+                              "-T", "1", "-s", script], name="udhcpc")
+    lease = wait_for(lambda: [e for e in events(out) if e["event"] == "bound"], 10,
+                     what="udhcpc lease")[-1]
+    assert lease["ip"] in routes44(ap)
+    udhcpc.signal(signal.SIGUSR2)
+    wait_for(lambda: lease["ip"] not in routes44(ap), 5, what="route removed on RELEASE")
+    leases = service(cmd="leases")
+    assert leases[lease["ip"]] == ""  # released: an empty value, flooded
+    # Shutdown: final RA (router lifetime 0) and no proto-44 route left.
+    service.stop()
+    assert routes44(ap) == "" and routes44(ap, "-6") == ""
+    wait_for(lambda: "default via fe80::44" not in client.ns.ip("-6", "route"), 5,
+             what="default route withdrawn by the final RA")
+
+
+def test_arrival_sends_arp_na_ra_and_installs_routes(lab):
+    ap = make_ap(lab, "ap1")
+    service = Service(lab, ap.ns)
+    client = make_client(lab, ap, "a")
+    lease = udhcpc_once(lab, client)
+    [ra] = probe(client, "rs")
+    assert lease["ip"] in routes44(ap) and ra["prefixes"][0] in routes44(ap, "-6")
+    service(cmd="left", mac=client.mac)
+    assert routes44(ap) == "" and routes44(ap, "-6") == ""
+    sniffer = client.ns.spawn(["env", f"PYTHONPATH={ROOT}", sys.executable, PROBE, "sniff",
+                               client.ifname, "5"], name="sniff")
+    wait_for(lambda: "listening" in sniffer.output(), 5, what="sniffer")
+    t0 = time.monotonic()
+    service(cmd="arrived", ifname="wl0", mac=client.mac)
+    assert f"{lease['ip']} dev wl0" in routes44(ap)
+    assert f"{ra['prefixes'][0]}/64 dev wl0" in routes44(ap, "-6")
+    sniffer.popen.wait(10)
+    seen = json.loads(sniffer.output().strip().splitlines()[-1])
+    assert time.monotonic() - t0 < 2
+    ap_mac = ap.mac.replace(":", "")
+    assert seen["arp"] == {"op": 2, "src_mac": ap_mac, "sender_mac": ap_mac, "sender_ip": GATEWAY}
+    assert seen["na"] == {"override": True, "checksum_ok": True, "target": "fe80::44",
+                          "tlla": ap_mac}
+    assert seen["ra"]  # a fresh RA for its /64 at once
+
+
+def test_two_aps_share_leases_through_flooding(lab):
+    aps = [make_ap(lab, "ap1"), make_ap(lab, "ap2")]
+    for i, ap in enumerate(aps):
+        lab.backbone(ap.ns)
+        ap.ns.addr("eth0", f"198.51.100.{i + 1}/24")
+    services = [Service(lab, aps[0].ns, extra=("-f", "4444")),
+                Service(lab, aps[1].ns, extra=("-F", "198.51.100.1:4444"))]
+    client = make_client(lab, aps[0], "t")
+    first = udhcpc_once(lab, client)
+    [ra1] = probe(client, "rs")
+    wait_for(lambda: first["ip"] in services[1](cmd="leases"), 5, what="lease flooded to ap2")
+    lab.roam(client, aps[1])
+    second = udhcpc_once(lab, client)
+    [ra2] = probe(client, "rs")
+    assert second["ip"] == first["ip"]
+    assert ra2["prefixes"] == ra1["prefixes"]
+    assert f"{first['ip']} dev wl0" in routes44(aps[1])
+
+
+def test_interface_missing_at_start_then_replaced(lab):
+    ns = lab.netns("ap1")
+    air = lab.air("air-ap1")
+    service = Service(lab, ns)
+    assert service(cmd="status")["interfaces"] == {"wl0": None}
+    client = lab.client("c1", None, ifname="c1")
+    lab.move_port(client.port, air)
+    indexes = []
+    for round in range(2):
+        if round:
+            ns.ip("link", "del", "wl0")
+            wait_for(lambda: service(cmd="status")["interfaces"]["wl0"] is None, 5,
+                     what="interface gone")
+        lab.plug(ns, "wl0", air)
+        ns.addr("wl0", f"{GATEWAY}/24")
+        ns.ip("addr", "add", "fe80::44/64", "dev", "wl0")
+        index = wait_for(lambda: service(cmd="status")["interfaces"]["wl0"], 5,
+                         what="interface seen")
+        indexes.append(index)
+        lease = udhcpc_once(lab, client)
+        check_lease(lease)
+        assert f"{lease['ip']} dev wl0" in ns.ip("route", "show", "proto", "44")
+        [ra] = probe(client, "rs")
+        assert ra["prefixes"]
+    assert indexes[0] != indexes[1]
