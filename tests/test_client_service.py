@@ -1,0 +1,158 @@
+"""sroamd.client_service reactions, with fake routes, links and sockets (no root)."""
+
+import ipaddress
+import random
+
+import pytest
+
+from sroamd.client_service import ClientService
+from sroamd.config import Config
+from sroamd.links import Link, choose_link_local, eui64_link_local
+from sroamd.store import IPV4_LEASE, IPV6_LEASE, Store, ipv4_lease_key
+from sroamd.wire import dhcp
+
+A = bytes.fromhex("020000000001")
+B = bytes.fromhex("020000000002")
+MAC = bytes.fromhex("020000000044")
+LL = ipaddress.ip_address("fe80::44").packed
+GW = ipaddress.ip_address("192.0.2.1").packed
+
+
+class Clock:
+    now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class FakeRoutes:
+    def __init__(self):
+        self.table = {}
+
+    def add(self, ifindex, address, prefixlen, ifname=""):
+        self.table[(address, prefixlen)] = ifindex
+        return True
+
+    def remove(self, address, prefixlen):
+        return self.table.pop((address, prefixlen), None) is not None
+
+    def status(self):
+        return {"installed": len(self.table)}
+
+
+class FakeLinks:
+    def __init__(self, links):
+        self.links = {link.name: link for link in links}
+
+    def get(self, name):
+        return self.links.get(name)
+
+
+class FakeSender:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, ifname, frame):
+        self.sent.append((ifname, frame))
+
+
+@pytest.fixture
+def service():
+    clock = Clock()
+    store = Store(clock)
+    config = Config(ipv4_prefix=ipaddress.ip_network("192.0.2.0/24"),
+                    ipv6_prefix=ipaddress.ip_network("2001:db8:4444::/48"),
+                    gateway=ipaddress.ip_address("192.0.2.1"), interfaces=["wl0"])
+    s = ClientService(store, config, b"\1" * 8)
+    s.leases.rng = random.Random(1)
+    s.routes = FakeRoutes()
+    s.links = FakeLinks([Link("wl0", 7, MAC, (GW,), LL)])
+    s.sender = FakeSender()
+    store.listeners.append(s.on_store_change)
+    return s
+
+
+def routes(s):
+    return {(ipaddress.ip_address(a[:4] if p == 32 else a), p) for a, p in s.routes.table}
+
+
+def test_arrival_installs_routes_and_announces(service):
+    s = service
+    v4 = s.leases.ipv4_lease(A, None, 1800)
+    v6 = s.leases.ipv6_lease(A)
+    s.client_arrived("wl0", A)
+    assert len(s.routes.table) == 2 and set(s.routes.table.values()) == {7}
+    kinds = [frame[12:14] for _, frame in s.sender.sent]
+    assert kinds == [b"\x08\x06", b"\x86\xdd", b"\x86\xdd"]  # ARP, NA, RA
+    assert all(frame[:6] == A for _, frame in s.sender.sent)
+    assert s.ra.clients[A][0] == "wl0"
+    s.client_left(A)
+    assert s.routes.table == {} and A not in s.ra.clients
+    s.client_left(A)  # twice: nothing
+
+
+def test_new_lease_of_served_client_gets_route_and_moved_lease_loses_it(service):
+    s = service
+    s.client_arrived("wl0", A)
+    assert s.routes.table == {}
+    datum = s.leases.ipv4_lease(A, None, 1800)  # created here for a served client
+    assert (datum.key[1:], 32) in s.routes.table
+    # The lease goes to another client (e.g. a conflict lost to a peer).
+    s.store.receive(datum.key, datum.seqno + 1, B, 1800)
+    assert s.routes.table == {}
+    # ... and back again.
+    s.store.receive(datum.key, datum.seqno + 1, A, 1800)
+    assert (datum.key[1:], 32) in s.routes.table
+
+
+def test_leases_of_unserved_clients_get_no_route(service):
+    s = service
+    s.leases.ipv4_lease(B, None, 1800)
+    s.store.receive(ipv4_lease_key(bytes([192, 0, 2, 9])), 0, B, 100)
+    assert s.routes.table == {}
+
+
+def test_expired_lease_loses_its_route(service):
+    s = service
+    s.client_arrived("wl0", A)
+    datum = s.leases.ipv4_lease(A, None, 10)
+    assert s.routes.table
+    s.store.clock.now += 11
+    s.on_expired(s.store.expire())
+    assert s.routes.table == {}
+
+
+def test_dhcp_from_unknown_client_serves_it_or_asks_the_engine(service):
+    s = service
+    seen = []
+    s.on_client_seen = lambda ifname, mac: seen.append((ifname, mac))
+    s._seen("wl0", A)
+    assert seen == [("wl0", A)] and A not in s.clients
+    s.on_client_seen = None
+    s._seen("wl0", A)
+    assert s.clients == {A: "wl0"}
+
+
+def test_missing_link_means_no_route_until_it_is_back(service):
+    s = service
+    s.leases.ipv4_lease(A, None, 1800)
+    s.links.links.clear()
+    s.client_arrived("wl0", A)
+    assert s.routes.table == {} and s.sender.sent == []
+    s.links.links["wl0"] = Link("wl0", 9, MAC, (GW,), LL)
+    s._sync_routes(A)
+    assert set(s.routes.table.values()) == {9}
+
+
+def test_status_shape(service):
+    status = service.status()
+    assert set(status) >= {"clients", "interfaces", "dhcp", "ra", "routes", "send_errors"}
+    assert status["interfaces"] == {"wl0": 7}
+
+
+def test_choose_link_local_prefers_the_shared_address():
+    own = eui64_link_local(MAC)
+    assert own == ipaddress.ip_address("fe80::ff:fe00:44").packed
+    assert choose_link_local([own, LL], MAC) == LL
+    assert choose_link_local([own], MAC) == own
+    assert choose_link_local([], MAC) is None
