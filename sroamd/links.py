@@ -3,8 +3,10 @@
 Interfaces may be missing at start, go away and come back with a new index
 (hostapd restarts, wifi reloads).  A socket bound to the rtnetlink link and
 address groups is the doorbell: on any notification, or on lost ones, the
-table is re-read with one dump, and on_change(name, old, new) is called for
-each interface whose state changed (old or new None: absent).
+table is re-read (index by name, MAC from sysfs, addresses with one dump:
+pyroute2's link message class alone costs megabytes), and
+on_change(name, old, new) is called for each interface whose state changed
+(old or new None: absent).
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ import socket
 from dataclasses import dataclass
 from typing import Callable
 
-from pyroute2.netlink.rtnl import (RTM_GETADDR, RTM_GETLINK, RTMGRP_IPV4_IFADDR,
-                                   RTMGRP_IPV6_IFADDR, RTMGRP_LINK)
-from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from sroamd.rtnl import Rtnl  # (first: it keeps pyroute2's package import light)
 
-from sroamd.rtnl import Rtnl
+from pyroute2.netlink.rtnl import (RTM_GETADDR, RTMGRP_IPV4_IFADDR,  # noqa: E402
+                                   RTMGRP_IPV6_IFADDR, RTMGRP_LINK)
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg  # noqa: E402
 
 log = logging.getLogger("sroamd.links")
 
@@ -97,13 +98,15 @@ class LinkTable:
                 self.on_change(name, old, new)
 
     def _read(self) -> dict[str, Link]:
-        wanted = set(self.names)
         by_index = {}
-        for msg in self.rtnl.dump(ifinfmsg(), RTM_GETLINK):
-            name = msg.get_attr("IFLA_IFNAME")
-            if name in wanted:
-                address = msg.get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00"
-                by_index[msg["index"]] = (name, bytes.fromhex(address.replace(":", "")))
+        for name in self.names:
+            try:
+                index = socket.if_nametoindex(name)
+                with open(f"/sys/class/net/{name}/address") as f:
+                    mac = bytes.fromhex(f.read().strip().replace(":", ""))
+            except OSError:
+                continue  # absent (or going away right now)
+            by_index[index] = (name, mac)
         ipv4: dict[int, list[bytes]] = {i: [] for i in by_index}
         ipv6: dict[int, list[bytes]] = {i: [] for i in by_index}
         for family, table in ((socket.AF_INET, ipv4), (socket.AF_INET6, ipv6)):

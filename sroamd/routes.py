@@ -24,11 +24,11 @@ import logging
 import socket
 from collections import Counter
 
-from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL
-from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE
-from pyroute2.netlink.rtnl.rtmsg import rtmsg
+from sroamd.rtnl import Rtnl  # (first: it keeps pyroute2's package import light)
 
-from sroamd.rtnl import Rtnl, RtnlError
+from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL  # noqa: E402
+from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE  # noqa: E402
+from pyroute2.netlink.rtnl.rtmsg import rtmsg  # noqa: E402
 
 log = logging.getLogger("sroamd.routes")
 

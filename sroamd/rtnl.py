@@ -3,8 +3,8 @@
 pyroute2's IPRoute cannot serve here: since 0.9 its synchronous API drives
 an asyncio loop of its own and refuses to run inside ours, and its async API
 does not exist in 0.7 (what OpenWrt ships).  What both versions share, and
-what this module uses, are pyroute2's message classes (rtmsg, ifinfmsg,
-ifaddrmsg) and its parser (MarshalRtnl).
+what this module uses, are pyroute2's message classes (rtmsg, ifaddrmsg,
+nlmsgerr), on a socket of our own.
 
 Why no waiting is needed: the kernel handles an rtnetlink request inside
 sendmsg() (under the RTNL lock) and has queued the answer (ACK/error, or the
@@ -12,17 +12,50 @@ first part of a dump) by the time send() returns; each further recv() of a
 dump produces the next part.  So a request is a send() and a few
 non-blocking recv()s, tens of microseconds, and an answer that is not there
 is an error, not a reason to wait.
+
+Memory: pyroute2/__init__.py imports all of pyroute2 (IPRoute, NDB, ...):
+about 14 MB resident.  The message classes need none of it, so unless
+pyroute2 was imported already, the package is registered without running
+its __init__ (about 0.3 MB); the first use of a top-level name (e.g.
+`from pyroute2 import IPRoute` elsewhere) runs it then, so nothing breaks.
 """
 
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import socket
+import sys
+import types
 
-from pyroute2.netlink import (NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE,
-                              NLMSG_ERROR)
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+def _register_pyroute2_lazily() -> None:
+    if "pyroute2" in sys.modules:
+        return
+    spec = importlib.util.find_spec("pyroute2")
+    if spec is None or spec.loader is None or not spec.submodule_search_locations:
+        return  # the imports below fail with the usual error
+
+    class LazyPackage(types.ModuleType):
+        def __getattr__(self, name):
+            self.__class__ = types.ModuleType  # load once
+            spec.loader.exec_module(self)
+            return getattr(self, name)
+
+    package = LazyPackage("pyroute2")
+    package.__spec__ = spec
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__file__ = spec.origin
+    package.__loader__ = spec.loader
+    package.__package__ = "pyroute2"
+    sys.modules["pyroute2"] = package
+
+
+_register_pyroute2_lazily()
+
+from pyroute2.netlink import (NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,  # noqa: E402
+                              NLMSG_DONE, NLMSG_ERROR, nlmsgerr)
 
 RCVBUF = 1 << 20
 
@@ -42,8 +75,9 @@ class Rtnl:
         except OSError:
             self.sock.close()
             raise
-        self.marshal = MarshalRtnl()
         self.seq = 0
+        # message type -> pyroute2 class to decode it with; others are skipped
+        self.decoders = {NLMSG_ERROR: nlmsgerr}
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -71,7 +105,10 @@ class Rtnl:
         raise RtnlError(errno.EIO, "no acknowledgement from the kernel")
 
     def dump(self, msg, msg_type: int) -> list:
-        """All the objects of a dump request (routes, links, addresses)."""
+        """All the objects of a dump request (RTM_GETROUTE, RTM_GETADDR...),
+        decoded with the class of the request (the answers are RTM_NEW*,
+        i.e. msg_type - 2)."""
+        self.decoders[msg_type - 2] = type(msg)
         seq = self._send(msg, msg_type, NLM_F_REQUEST | NLM_F_DUMP)
         out = []
         for reply in self._replies(seq):
@@ -91,7 +128,7 @@ class Rtnl:
                 data = self.sock.recv(RCVBUF)
             except BlockingIOError:
                 return
-            for reply in self.marshal.parse(data):
+            for reply in self.parse(data):
                 if reply["header"]["sequence_number"] == seq:
                     yield reply
 
@@ -111,13 +148,34 @@ class Rtnl:
                 if e.errno == errno.ENOBUFS:
                     raise RtnlError(errno.ENOBUFS, "netlink notifications lost") from None
                 raise
-            out.extend(self.marshal.parse(data))
+            out.extend(self.parse(data))
+
+    def parse(self, data: bytes) -> list:
+        """The messages in a datagram, decoded by self.decoders (NLMSG_DONE
+        and unknown types as bare headers)."""
+        out = []
+        offset = 0
+        while offset + 16 <= len(data):
+            length = int.from_bytes(data[offset:offset + 4], sys.byteorder)
+            kind = int.from_bytes(data[offset + 4:offset + 6], sys.byteorder)
+            if length < 16 or offset + length > len(data):
+                break
+            decoder = self.decoders.get(kind)
+            if decoder is not None:
+                msg = decoder(data[offset:offset + length])
+                msg.decode()
+            else:
+                msg = {"header": {"type": kind, "length": length,
+                                  "sequence_number": int.from_bytes(
+                                      data[offset + 8:offset + 12], sys.byteorder)}}
+            out.append(msg)
+            offset += (length + 3) & ~3
+        return out
 
     @staticmethod
     def _raise_if_error(reply) -> None:
-        error = reply["header"].get("error")
-        if error is not None:
-            code = getattr(error, "code", errno.EIO) or errno.EIO
+        code = -reply["error"]
+        if code:
             raise RtnlError(code, errno_name(code))
 
 

@@ -10,8 +10,7 @@ import socket
 import subprocess
 import sys
 
-import pyroute2
-
+from sroamd.links import LinkTable
 from sroamd.routes import RouteManager
 
 
@@ -28,7 +27,7 @@ def main():
     # A route left by a "crashed instance", and one that babeld would own.
     ip("route", "add", "192.0.2.99/32", "dev", ifname, "proto", "44")
     ip("route", "add", "192.0.2.88/32", "dev", ifname, "proto", "babel", "metric", "0")
-    out = {"version": pyroute2.__version__}
+    out = {}
     manager = RouteManager(metric=0)
     out["stale_removed"] = manager.flush_stale({ifindex})
     out["add_v4"] = manager.add(ifindex, v4, 32, ifname)
@@ -44,6 +43,19 @@ def main():
     out["after_v6"] = ip("-6", "route", "show", "proto", "44")
     out["babel_route_kept"] = ip("-4", "route", "show", "192.0.2.88/32")
     out["status"] = manager.status()
+    changes = []
+    links = LinkTable([ifname, "absent0"], manager.rtnl, lambda *change: changes.append(change))
+    links.refresh()
+    [(name, old, new)] = changes
+    out["link"] = {"name": name, "old": old, "index": new.index, "mac": new.mac.hex(),
+                   "ipv4": [socket.inet_ntoa(a) for a in new.ipv4],
+                   "link_local": socket.inet_ntop(socket.AF_INET6, new.link_local)}
+    # Only pyroute2's message classes were loaded, not its whole package ...
+    out["pyroute2_modules"] = len([m for m in sys.modules if m.startswith("pyroute2")])
+    # ... which loads in full when a top-level name is used.
+    import pyroute2
+    out["version"] = pyroute2.__version__
+    from pyroute2 import IPRoute  # noqa: F401
     print(json.dumps(out))
 
 

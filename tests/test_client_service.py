@@ -8,8 +8,7 @@ import pytest
 from sroamd.client_service import ClientService
 from sroamd.config import Config
 from sroamd.links import Link, choose_link_local, eui64_link_local
-from sroamd.store import IPV4_LEASE, IPV6_LEASE, Store, ipv4_lease_key
-from sroamd.wire import dhcp
+from sroamd.store import Store, ipv4_lease_key
 
 A = bytes.fromhex("020000000001")
 B = bytes.fromhex("020000000002")
@@ -78,8 +77,8 @@ def routes(s):
 
 def test_arrival_installs_routes_and_announces(service):
     s = service
-    v4 = s.leases.ipv4_lease(A, None, 1800)
-    v6 = s.leases.ipv6_lease(A)
+    s.leases.ipv4_lease(A, None, 1800)
+    s.leases.ipv6_lease(A)
     s.client_arrived("wl0", A)
     assert len(s.routes.table) == 2 and set(s.routes.table.values()) == {7}
     kinds = [frame[12:14] for _, frame in s.sender.sent]
@@ -115,7 +114,7 @@ def test_leases_of_unserved_clients_get_no_route(service):
 def test_expired_lease_loses_its_route(service):
     s = service
     s.client_arrived("wl0", A)
-    datum = s.leases.ipv4_lease(A, None, 10)
+    s.leases.ipv4_lease(A, None, 10)
     assert s.routes.table
     s.store.clock.now += 11
     s.on_expired(s.store.expire())

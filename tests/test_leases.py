@@ -3,7 +3,6 @@
 import ipaddress
 import random
 
-import pytest
 
 from sroamd.config import Config
 from sroamd.leases import (DECLINE_HOLD, DECLINED, OFFER_TIME, RELEASED, REUSE_GRACE, Leases)

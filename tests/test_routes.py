@@ -46,7 +46,8 @@ def netns():
         for args in (["link", "set", "lo", "up"],
                      ["link", "add", "wl0", "type", "veth", "peer", "name", "wl1"],
                      ["link", "set", "wl0", "up"], ["link", "set", "wl1", "up"],
-                     ["addr", "add", "192.0.2.1/24", "dev", "wl0"]):
+                     ["addr", "add", "192.0.2.1/24", "dev", "wl0"],
+                     ["addr", "add", "fe80::44/64", "dev", "wl0", "nodad"]):
             subprocess.run(["ip", "-n", name, *args], check=True)
         yield name
     finally:
@@ -76,3 +77,9 @@ def test_routes_with_pyroute2(netns, which):
     assert "proto babel" in out["babel_route_kept"]
     assert out["remove_v4"] is True and out["remove_v4_again"] is False
     assert out["after_v4"] == "" and out["after_v6"] == ""
+    # The link table (index, MAC, addresses; the shared link-local preferred).
+    link = out["link"]
+    assert link["name"] == "wl0" and link["old"] is None and link["index"] > 0
+    assert link["ipv4"] == ["192.0.2.1"] and link["link_local"] == "fe80::44"
+    # Only the message classes were loaded until pyroute2's top level was used.
+    assert out["pyroute2_modules"] < 20
