@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-time", metavar="SECONDS", type=_argtype(parse_int, "lease time", 60, 86400 * 7),
                    help="DHCPv4 lease time (default 1800)")
     p.add_argument("--route-metric", metavar="METRIC", type=_argtype(parse_int, "route metric", 0, 0xFFFFFFFF),
-                   help="metric of the client host routes (default 0; run babeld with "
-                        "'kernel-priority 256' so its routes never clash with ours)")
+                   help="metric of the client host routes (default 128; run babeld with "
+                        "'kernel-priority 256' so that ours win over its routes)")
     p.add_argument("--version", action="version", version=f"sroamd {__version__}")
     p.add_argument("interfaces", metavar="INTERFACE", nargs="*", type=_argtype(parse_interface),
                    help="roaming interfaces (e.g. wlan0) to serve clients on")

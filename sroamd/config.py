@@ -14,7 +14,10 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 DEFAULT_UBUS_SOCKET = "/var/run/ubus/ubus.sock"
 DEFAULT_HOSTAPD_DIR = "/var/run/hostapd"
 DEFAULT_LEASE_TIME = 1800  # seconds, as upstream
-DEFAULT_ROUTE_METRIC = 0  # below babeld's routes with 'kernel-priority 256'
+# Below babeld's routes with 'kernel-priority 256', so that on the AP a client
+# has just moved to our host route wins over babeld's route to the old AP.
+# Not 0: the kernel turns an IPv6 metric of 0 into 1024.
+DEFAULT_ROUTE_METRIC = 128
 STATION_SOURCES = ("auto", "ubus", "hostapd", "none")
 IFNAME_RE = re.compile(r"^[^/\s:]{1,15}$")
 

@@ -69,6 +69,12 @@ class Daemon:
         self.ubus = make_ubus_client(config)
         self.stations = make_station_source(config, self.ubus)
         self.clients = None  # the DHCP/RA/routes service, when interfaces are served
+        if config.interfaces:
+            from sroamd.client_service import ClientService
+            # A DHCP message or RS from a client we do not serve means it is
+            # here (its association event may be late or lost): claim it.
+            self.clients = ClientService(self.store, config, self.node_id,
+                                         on_client_seen=self.roaming.station_associated)
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
 
@@ -135,6 +141,8 @@ class Daemon:
         loop.add_signal_handler(signal.SIGUSR1, self.dump)
         log.warning("starting, node id %s", self.node_id.hex())
         await self.flooder.start()
+        if self.clients is not None:
+            await self.clients.start()
         self._spawn(self._expire_loop())
         self._spawn(self._refresh_loop())
         if self.ubus is not None:
@@ -150,12 +158,16 @@ class Daemon:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             if self.ubus is not None:
                 await self.ubus.close()
+            if self.clients is not None:
+                await self.clients.stop()
             await self.flooder.stop()
 
     async def _expire_loop(self) -> None:
         while True:
             await asyncio.sleep(EXPIRY_TICK)
-            self.store.expire()
+            expired = self.store.expire()
+            if expired and self.clients is not None:
+                self.clients.on_expired(expired)
 
     def dump(self) -> None:
         """SIGUSR1: the store, clients and peers to the log, as upstream does."""

@@ -94,6 +94,6 @@ def status(daemon: "Daemon") -> dict:
         "sessions": sum(1 for s in daemon.flooder.sessions if s.established),
         "malformed_peer_messages": daemon.flooder.malformed,
     }
-    if daemon.clients is not None and hasattr(daemon.clients, "counters"):
-        result["counters"] = dict(daemon.clients.counters)
+    if daemon.clients is not None:
+        result["service"] = daemon.clients.status()
     return result
