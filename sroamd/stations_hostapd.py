@@ -262,7 +262,8 @@ class HostapdStationSource:
     authorized (associated=True) or stops being so (False).  On every
     (re)attachment it first reports the stations hostapd has (True), and
     those it reported before that hostapd no longer has (False), e.g. after
-    hostapd restarted.  Exceptions from on_event propagate out of run().
+    hostapd restarted.  An exception from on_event ends run() with that
+    exception.
 
     An interface whose socket is missing (hostapd not started yet) is
     retried with exponential backoff.  A hostapd that stops (it says
@@ -297,10 +298,22 @@ class HostapdStationSource:
         return ctrl is not None and ctrl.error is None
 
     async def run(self, on_event: Callable[[StationEvent], object]) -> None:
-        async with asyncio.TaskGroup() as tg:
-            for ifname in self.ifnames:
-                tg.create_task(self._serve(ifname, on_event),
-                               name=f"hostapd-ctrl-{ifname}")
+        tasks = [asyncio.create_task(self._serve(ifname, on_event),
+                                     name=f"hostapd-ctrl-{ifname}")
+                 for ifname in self.ifnames]
+        try:
+            if not tasks:
+                await asyncio.Event().wait()
+            # The tasks only end by raising (a bug, or from on_event):
+            # re-raise that very exception rather than an ExceptionGroup.
+            done, _ = await asyncio.wait(
+                tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def kick(self, ifname: str, mac: bytes) -> None:
         ctrl = self._ctrl.get(ifname)
@@ -354,23 +367,25 @@ class HostapdStationSource:
         """
         present = await self._enumerate(ctrl)
         known = self._present[ifname]
-        for mac in sorted(known - present):
+        for mac in sorted(known.difference(present)):
             known.discard(mac)
             on_event(StationEvent(ifname, mac, False))
         for mac in present:
             known.add(mac)
             on_event(StationEvent(ifname, mac, True))
 
-    async def _enumerate(self, ctrl: _Ctrl) -> set[bytes]:
+    async def _enumerate(self, ctrl: _Ctrl) -> dict[bytes, None]:
+        """hostapd's authorized stations, in its order (a dict as an
+        ordered set)."""
         for _ in range(3):
-            present: set[bytes] = set()
+            present: dict[bytes, None] = {}
             reply = await ctrl.request("STA-FIRST")
             while True:
                 sta = parse_sta(reply)
                 if sta is None:
                     break
                 if sta.authorized:
-                    present.add(sta.mac)
+                    present[sta.mac] = None
                 reply = await ctrl.request(f"STA-NEXT {format_mac(sta.mac)}")
             if reply.strip() != b"FAIL":
                 return present

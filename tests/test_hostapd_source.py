@@ -15,6 +15,7 @@ import asyncio
 import glob
 import os
 import signal
+import socket
 import time
 
 import pytest
@@ -301,7 +302,7 @@ def test_enumerate_only_authorized():
                          f"STA-NEXT {A}": [sta(B, "[AUTH]")],
                          f"STA-NEXT {B}": [b""]})
     source = HostapdStationSource(["wl0"])
-    assert asyncio.run(source._enumerate(ctrl)) == {parse_mac(A)}
+    assert list(asyncio.run(source._enumerate(ctrl))) == [parse_mac(A)]
     assert ctrl.sent == ["STA-FIRST", f"STA-NEXT {A}", f"STA-NEXT {B}"]
 
 
@@ -311,7 +312,7 @@ def test_enumerate_starts_over_when_a_station_leaves_midway():
                          f"STA-NEXT {A}": [b"FAIL\n"],
                          f"STA-NEXT {B}": [b""]})
     source = HostapdStationSource(["wl0"])
-    assert asyncio.run(source._enumerate(ctrl)) == {parse_mac(B)}
+    assert list(asyncio.run(source._enumerate(ctrl))) == [parse_mac(B)]
 
 
 def test_resync_reports_vanished_stations():
@@ -324,3 +325,111 @@ def test_resync_reports_vanished_stations():
     assert events == [StationEvent("wl0", parse_mac(A), False),
                       StationEvent("wl0", parse_mac(B), True)]
     assert source._present["wl0"] == {parse_mac(B)}
+
+
+# -- against a scripted stand-in for hostapd's socket (no root needed) ----
+
+class FakeHostapd(asyncio.DatagramProtocol):
+    """Answers like hostapd's control socket; `after` maps a command to
+    events sent right after its reply."""
+
+    def __init__(self, stations: list[str], after: dict[str, list[str]] = {}):
+        self.stations = list(stations)
+        self.after = {k: list(v) for k, v in after.items()}
+        self.monitors = []
+
+    def datagram_received(self, data, addr):
+        cmd = data.decode()
+        if cmd == "ATTACH":
+            self.monitors.append(addr)
+            reply = "OK\n"
+        elif cmd == "DETACH":
+            self.monitors.remove(addr)
+            reply = "OK\n"
+        elif cmd == "PING":
+            reply = "PONG\n"
+        elif cmd == "STA-FIRST" or cmd.startswith("STA-NEXT "):
+            i = 0 if cmd == "STA-FIRST" else self.stations.index(cmd[9:]) + 1
+            reply = (f"{self.stations[i]}\nflags=[AUTHORIZED]\n"
+                     if i < len(self.stations) else "")
+        elif cmd.startswith("DEAUTHENTICATE "):
+            mac = cmd.split()[1]
+            if mac in self.stations:
+                self.stations.remove(mac)
+                self.after.setdefault(cmd, []).append(
+                    f"AP-STA-DISCONNECTED {mac}")
+            reply = "OK\n"
+        else:
+            reply = "UNKNOWN COMMAND\n"
+        # the raw socket: asyncio's sendto() drops empty datagrams, and
+        # hostapd ends a station list with one
+        self.send(reply, addr)
+        for event in self.after.pop(cmd, []):
+            for monitor in self.monitors:
+                self.send(f"<3>{event}", monitor)
+
+    def send(self, text, addr):
+        try:
+            self.sock.sendto(text.encode(), addr)
+        except OSError:  # a client gone (e.g. after DETACH): as hostapd
+            pass
+
+
+async def fake_hostapd(path, *args):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.setblocking(False)
+    fake = FakeHostapd(*args)
+    fake.sock = sock
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: fake, sock=sock)
+    return transport, fake
+
+
+def test_fake_event_after_snapshot_wins(tmp_path):
+    """A station that leaves right after the listing ends up gone."""
+    async def main():
+        transport, _ = await fake_hostapd(
+            tmp_path / "wl0", [A],
+            {f"STA-NEXT {A}": [f"AP-STA-DISCONNECTED {A}"]})
+        source = HostapdStationSource(["wl0"], str(tmp_path),
+                                      local_dir=str(tmp_path))
+        run = Running(source)
+        assert await run.next(1) == StationEvent("wl0", parse_mac(A), True)
+        assert await run.next(1) == StationEvent("wl0", parse_mac(A), False)
+        await run.stop()
+        transport.close()
+
+    asyncio.run(main())
+    assert sorted(os.listdir(tmp_path)) == ["wl0"]  # our socket is gone
+
+
+def test_fake_kick_and_on_event_error(tmp_path):
+    """kick sends DEAUTHENTICATE; an exception from on_event ends run()
+    with that very exception, and the sockets are cleaned up."""
+    async def main():
+        transport, fake = await fake_hostapd(tmp_path / "wl0", [A, B])
+        source = HostapdStationSource(["wl0"], str(tmp_path),
+                                      local_dir=str(tmp_path))
+        events = []
+
+        def on_event(ev):
+            events.append(ev)
+            if not ev.associated:
+                raise KeyError("boom")
+
+        task = asyncio.create_task(source.run(on_event))
+        async with asyncio.timeout(2):
+            while len(events) < 2:
+                await asyncio.sleep(0.01)
+        await source.kick("wl0", parse_mac(A))
+        with pytest.raises(KeyError):
+            await asyncio.wait_for(task, 1)
+        assert events == [StationEvent("wl0", parse_mac(A), True),
+                          StationEvent("wl0", parse_mac(B), True),
+                          StationEvent("wl0", parse_mac(A), False)]
+        assert fake.stations == [B]
+        transport.close()
+
+    asyncio.run(main())
+    assert sorted(os.listdir(tmp_path)) == ["wl0"]
