@@ -34,7 +34,11 @@ namespace; nothing is created in the host's own namespace.
   is a port of ``bb``; babeld runs on it.
 - Each client namespace holds the client's interface (``c0``), a veth whose
   peer (a port in ``sw``) is plugged into the air bridge of the AP it is
-  "associated" with; wpa_supplicant ``-D wired`` runs there.
+  "associated" with; wpa_supplicant ``-D wired`` runs there.  Client ports
+  are isolated (they reach the AP's port, not each other, as Wi-Fi
+  stations), and hostapd sends EAPOL to each station's own MAC
+  (``use_pae_group_addr=0``): with group-addressed EAPOL every supplicant
+  on an air bridge would take the others' EAP exchanges for its own.
 - Roaming = moving the client's port to another AP's air bridge
   (:meth:`Lab.roam`), then ``wpa_cli reauthenticate``
   (:meth:`Supplicant.reauthenticate`), as a Wi-Fi client authenticates
@@ -367,7 +371,8 @@ class Hostapd:
                     "logger_stdout_level=2\n"
                     "ieee8021x=1\n"
                     "eapol_version=2\n"
-                    "use_pae_group_addr=1\n"
+                    "use_pae_group_addr=0\n"  # EAPOL to each station, not to all
+
                     "eap_server=1\n"
                     f"eap_user_file={self.users}\n"
                     + extra_conf)
@@ -588,18 +593,30 @@ class Lab:
         return self.switch(name, EAPOL_FWD_MASK)
 
     def plug(self, ns: Netns, ifname: str, bridge: str,
-             mac: str | None = None) -> str:
-        """veth ns:ifname <-> sw:pN, pN a port of `bridge`; returns pN."""
+             mac: str | None = None, isolated: bool = False) -> str:
+        """veth ns:ifname <-> sw:pN, pN a port of `bridge`; returns pN.
+
+        An isolated port talks only to the bridge's non-isolated ports.
+        """
         self.switch(bridge)
         self._ports += 1
         port = f"p{self._ports}"
         self.veth(ns, ifname, self.sw, port, mac_a=mac)
-        self.sw.ip("link", "set", "dev", port, "master", bridge)
+        self._enslave(port, bridge, isolated)
         return port
 
     def move_port(self, port: str, bridge: str) -> None:
+        """Move a port to another bridge (keeping it isolated or not)."""
+        isolated = '"isolated":true' in self.sw.ip(
+            "-d", "-j", "link", "show", "dev", port).replace(" ", "")
         self.sw.ip("link", "set", "dev", port, "nomaster")
+        self._enslave(port, bridge, isolated)
+
+    def _enslave(self, port: str, bridge: str, isolated: bool) -> None:
         self.sw.ip("link", "set", "dev", port, "master", bridge)
+        if isolated:
+            self.sw.ip("link", "set", "dev", port, "type", "bridge_slave",
+                       "isolated", "on")
 
     # -- APs and clients --------------------------------------------------
 
@@ -625,7 +642,10 @@ class Lab:
         ns = self.netns(name, dad)
         mac = (mac or random_mac()).lower()
         bridge = ap.air if ap else self.switch("unplugged")
-        port = self.plug(ns, ifname, bridge, mac)
+        # Isolated, as Wi-Fi stations are from each other: otherwise a
+        # supplicant sees its neighbours' EAPOL (sent to the PAE group
+        # address), takes their EAP exchange for its own and waits 30 s.
+        port = self.plug(ns, ifname, bridge, mac, isolated=True)
         return Client(name, ns, ifname, port, mac, ap)
 
     def roam(self, client: Client, ap: AccessPoint) -> None:
