@@ -167,6 +167,7 @@ class _Ctrl(asyncio.DatagramProtocol):
             collections.deque()
         self.events: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
         self.error: BaseException | None = None
+        self.attached = False  # ATTACH answered OK
 
     @classmethod
     async def open(cls, ctrl_path: str, local_path: str,
@@ -294,8 +295,9 @@ class HostapdStationSource:
         self._present: dict[str, set[bytes]] = {i: set() for i in self.ifnames}
 
     def attached(self, ifname: str) -> bool:
+        """Whether hostapd on ifname currently sends us its events."""
         ctrl = self._ctrl.get(ifname)
-        return ctrl is not None and ctrl.error is None
+        return ctrl is not None and ctrl.attached and ctrl.error is None
 
     async def run(self, on_event: Callable[[StationEvent], object]) -> None:
         tasks = [asyncio.create_task(self._serve(ifname, on_event),
@@ -342,6 +344,7 @@ class HostapdStationSource:
                 reply = await ctrl.request("ATTACH")
                 if not is_ok(reply):
                     raise HostapdError(f"ATTACH refused: {reply!r}")
+                ctrl.attached = True
                 await self._resync(ifname, ctrl, on_event)
                 log.info("attached to hostapd on %s", ifname)
                 backoff = self.backoff_min

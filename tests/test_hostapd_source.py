@@ -99,7 +99,7 @@ def source_for(lab, hapd, **kw) -> HostapdStationSource:
     """A source for hapd's interface; quick PINGs, local sockets in lab."""
     local = os.path.join(lab.dir, "local")
     os.makedirs(local, exist_ok=True)
-    opts = {"ping_interval": 0.3, "timeout": 1.0, "backoff_max": 0.5,
+    opts = {"ping_interval": 0.3, "timeout": 2.0, "backoff_max": 0.5,
             "local_dir": local} | kw
     return HostapdStationSource([hapd.ifname], hapd.ctrl_dir, **opts)
 
@@ -114,7 +114,7 @@ def test_waits_for_hostapd_then_connect_and_logoff(lab):
     c = lab.client("c1", ap)
     ctrl_dir = os.path.join(lab.dir, "hostapd-ctrl")
     source = HostapdStationSource(["wl0"], ctrl_dir, ping_interval=0.3,
-                                  timeout=1.0, backoff_max=0.3,
+                                  timeout=2.0, backoff_max=0.3,
                                   local_dir=lab.dir)
 
     async def main():
@@ -227,7 +227,7 @@ def test_roam_between_two_hostapds(lab):
 
     async def main():
         source = HostapdStationSource(["wl0", "wl1"], ctrl_dir,
-                                      ping_interval=0.3, timeout=1.0,
+                                      ping_interval=0.3, timeout=2.0,
                                       local_dir=lab.dir)
         run = Running(source)
         await run.until_attached("wl0", "wl1")
