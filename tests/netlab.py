@@ -89,6 +89,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -691,7 +692,7 @@ class Lab:
 
     # -- teardown ---------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self, raise_errors: bool = True) -> None:
         """Stop processes (reverse order), delete namespaces and the dir."""
         if self._closed:
             return
@@ -717,13 +718,16 @@ class Lab:
                 pass
         Lab._open.discard(self)
         if errors:
-            raise RuntimeError(f"netlab teardown: {errors}")
+            if raise_errors:
+                raise RuntimeError(f"netlab teardown: {errors}")
+            print(f"netlab teardown: {errors}", file=sys.stderr)
 
     def __enter__(self) -> "Lab":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # Do not hide the exception that ended the block behind our own.
+        self.close(raise_errors=exc_type is None)
 
 
 def _sigterm(signum, frame):
@@ -733,7 +737,4 @@ def _sigterm(signum, frame):
 @atexit.register
 def _close_all() -> None:
     for lab in list(Lab._open):
-        try:
-            lab.close()
-        except Exception:
-            pass
+        lab.close(raise_errors=False)
