@@ -93,6 +93,8 @@ def status(daemon: "Daemon") -> dict:
                   for name, state in sorted(daemon.flooder.peer_state.items())],
         "sessions": sum(1 for s in daemon.flooder.sessions if s.established),
         "malformed_peer_messages": daemon.flooder.malformed,
+        # Handling of the last associations (event to routes + ARP/NA), ms.
+        "assoc_ms": [round(ms, 3) for ms in daemon.assoc_ms],
     }
     if daemon.clients is not None:
         result["service"] = daemon.clients.status()

@@ -131,7 +131,8 @@ def test_gratuitous_arp_reply():
     frame = arp.gratuitous_reply(OUR_MAC, bytes([192, 0, 2, 1]), CLIENT_MAC)
     assert frame == (CLIENT_MAC + OUR_MAC + b"\x08\x06"
                      + bytes.fromhex("0001080006040002") + OUR_MAC + bytes([192, 0, 2, 1])
-                     + CLIENT_MAC + bytes([192, 0, 2, 1]))
+                     # target = sender: what Linux needs to take it as gratuitous
+                     + OUR_MAC + bytes([192, 0, 2, 1]))
     ether, message = arp.parse_frame(frame)
     assert ether.dst == CLIENT_MAC and message.op == arp.OP_REPLY
     with pytest.raises(arp.ArpFormatError):

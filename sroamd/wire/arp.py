@@ -30,12 +30,16 @@ class ArpFormatError(ValueError):
 def gratuitous_reply(our_mac: bytes, our_ip: bytes, client_mac: bytes) -> bytes:
     """An ARP reply 'our_ip is at our_mac', sent to client_mac only.
 
-    Sender and target IP are both our_ip (the gratuitous form); a unicast
-    reply makes the client's kernel overwrite its entry for our_ip at once.
+    The gratuitous form: sender and target are both (our_mac, our_ip).
+    Linux takes a reply as gratuitous only if its target IP *and* target
+    MAC equal the sender's (arp_is_garp); only then does it overwrite an
+    entry it updated less than locktime (1 s) ago, or one in use, at once.
+    With the client's MAC as target MAC, a client in the middle of a TCP
+    stream kept the old AP's MAC for seconds (seen in the roaming rig).
     """
     return (ETHERNET.build({"dst": client_mac, "src": our_mac, "ethertype": ETH_P_ARP})
             + ARP.build({"op": OP_REPLY, "sender_mac": our_mac, "sender_ip": our_ip,
-                         "target_mac": client_mac, "target_ip": our_ip}))
+                         "target_mac": our_mac, "target_ip": our_ip}))
 
 
 def parse_frame(data: bytes):
