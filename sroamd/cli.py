@@ -13,7 +13,7 @@ import sys
 from sroamd import __version__
 from sroamd.config import (STATION_SOURCES, Config, ConfigError, parse_address,
                            parse_int, parse_interface, parse_ipv4, parse_peer,
-                           parse_port, parse_prefix, parse_station_source, validate)
+                           parse_port, parse_prefix, validate)
 
 
 def _argtype(parser_fn, *args):

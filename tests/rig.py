@@ -219,24 +219,25 @@ class Rig:
 
     # -- roaming -----------------------------------------------------------
 
-    def roam(self, client: RigClient, to: RigAP, timeout: float = 10) -> float:
+    def roam(self, client: RigClient, to: RigAP, timeout: float = 10) -> tuple[float, float]:
         """Move the client's radio to `to` and authenticate again.
 
-        Returns the time (monotonic) at which the new AP's hostapd accepted
-        the station."""
+        Returns the times (monotonic) at which the radio moved and at which
+        the new AP's hostapd accepted the station."""
         # An AP that kicked this station keeps it, unauthorized, for ~5 s,
         # and its removal then would end the new session (wired driver;
         # netlab's notes): associate again only once it has let go.
         wait_for(lambda: client.mac not in to.hostapd.all_sta(), timeout=10,
                  what=f"{to.name} to forget {client.mac}")
         with to.hostapd.monitor() as events:
+            moved = time.monotonic()
             self.lab.roam(client.client, to.ap)
             client.supplicant.reauthenticate()
             events.wait_event("AP-STA-CONNECTED " + client.mac, timeout=timeout)
         connected = time.monotonic()
         client.history.append((client.at.name, to.name))
         client.at = to
-        return connected
+        return moved, connected
 
     # -- observing ---------------------------------------------------------
 
@@ -316,6 +317,30 @@ class Rig:
         wait_for(lambda: os.path.exists(out) and os.path.getsize(out) > 0, timeout=10,
                  what="udp probe echoes")
         return out
+
+
+def read_probes(out: str) -> list[tuple[int, float, float]]:
+    """(seq, sent, received) of every echoed UDP probe, by seq."""
+    probes = []
+    with open(out) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3:
+                probes.append((int(parts[0]), float(parts[1]), float(parts[2])))
+    return sorted(probes)
+
+
+def outage_ms(probes: list[tuple[int, float, float]], start: float, end: float,
+              interval_ms: float) -> float:
+    """The longest run of lost probes sent between start and end, in ms.
+
+    The gap between the send times of two consecutive echoed probes, less
+    one interval: 0 when nothing was lost."""
+    sent = [p[1] for p in probes if start - 1 <= p[1] <= end]
+    if len(sent) < 2:
+        raise ValueError("no probes echoed around the roam")
+    gap = max(b - a for a, b in zip(sent, sent[1:])) * 1000
+    return max(0.0, gap - interval_ms)
 
 
 def tcp_count(out: str) -> int:
