@@ -1,40 +1,19 @@
 """ubus wire format against the capture of a real ubusd session, and malformed frames."""
 
-import json
-import os
 import random
 import re
 import struct
 
 import pytest
 
+from captures import load_jsonl
 from sroamd.wire.ubus import (MAX_DEPTH, MAX_MSGLEN, Typed, UbusFormatError, build_message,
                               decode_message, encode_message, frame_length, parse_message)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _captures_dir():
-    """../shared/captures beside the repo (as CI clones it), else $SROAMD_CAPTURES."""
-    for d in (os.path.join(REPO, "..", "shared", "captures"), os.environ.get("SROAMD_CAPTURES")):
-        if d and os.path.exists(os.path.join(d, "ubus-session.jsonl")):
-            return d
-    return None
-
-
-def _load(name):
-    d = _captures_dir()
-    if d is None:
-        pytest.skip("ubus captures not found: neither ../shared/captures beside the repo "
-                    "nor $SROAMD_CAPTURES has ubus-session.jsonl")
-    with open(os.path.join(d, name)) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 @pytest.fixture(scope="module")
 def frames():
-    raw = _load("ubus-session.jsonl")
-    decoded = _load("ubus-session.decoded.jsonl")
+    raw = load_jsonl("ubus-session.jsonl")
+    decoded = load_jsonl("ubus-session.decoded.jsonl")
     assert len(raw) == len(decoded) > 100
     return [(bytes.fromhex(r["hex"]), d["msg"]) for r, d in zip(raw, decoded)]
 
