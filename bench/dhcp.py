@@ -2,17 +2,28 @@
 
     python3 bench/dhcp.py [--exchanges N]
 
-Builds an AP namespace running the client service (tests/client_service_runner.py)
-on wl0 (198.18.0.1/16, the RFC 2544 benchmarking range: room for 10,000
-leases) and a load-generator namespace on the AP's bridge, then measures:
+Builds an AP namespace running the daemon (python3 -m sroamd, started and
+inspected by tests/daemon_netns.py) on wl0 (198.18.0.1/16, the RFC 2544
+benchmarking range: room for 10,000 leases) and a load-generator namespace
+on the AP's bridge, then measures:
 
   dora_per_s      DISCOVER-OFFER-REQUEST-ACK exchanges per second, closed
                   loop with WINDOW exchanges outstanding (saturation)
   dora_p50_ms,    latency of a whole exchange (DISCOVER sent -> ACK received)
   dora_p99_ms     at an open-loop offered load of LATENCY_RATE exchanges/s
-  ..._10k         the same with 10,000 leases already in the store
-  assoc_p50_ms    client_arrived() of a client with an IPv4 and an IPv6 lease:
-                  two routes installed, ARP + NA (+ RA) sent (in-process timing)
+  ..._10k         the same with 10,000 leases already in the store (injected
+                  by a flood test peer, as another AP would flood them, before
+                  the exchanges; no flooding peer is connected during them)
+  assoc_p50_ms    the daemon's own timing of a station association (status
+                  "assoc_ms": station event to association claimed and flooded,
+                  two routes installed, ARP + NA (+ RA) sent) for ASSOC_RUNS
+                  stations with an IPv4 and an IPv6 lease (injected by the
+                  flood peer, which stays connected: one flooding session).
+                  The events come from a stand-in hostapd.wl0 on the test
+                  ubusd (--station-source ubus, as on OpenWrt): the daemon's
+                  real station path, without real hostapd and 802.1X.
+
+Counters come from `ubus call sroamd status` on the test ubusd.
 
 The load generator is our own (the --generate mode below, a raw packet
 socket in the generator namespace), not perfdhcp: perfdhcp always acts as a
@@ -41,6 +52,8 @@ sys.path.insert(0, ROOT)
 WINDOW = 16  # outstanding exchanges in the throughput run
 LATENCY_RATE = 500  # exchanges/s offered in the latency run
 TIMEOUT = 2.0  # seconds before an exchange counts as lost
+ASSOC_RUNS = 100  # associations timed (the daemon keeps the last 100)
+IPV4_PREFIX, IPV6_PREFIX = "198.18.0.0/16", "2001:db8:4444::/48"
 
 
 # -- the load generator (runs in the generator namespace) ------------------
@@ -130,39 +143,125 @@ def percentile(values, pct):
 
 # -- the driver (host side) ------------------------------------------------
 
-def measure(prefill: int, exchanges: int) -> dict:
+def random_mac(rng) -> bytes:
+    return bytes([2]) + rng.randbytes(5)
+
+
+def free_addresses(rng, prefix: str, used: set, count: int, bits: int = 0) -> list:
+    """count random unused addresses of prefix (its /64s when bits=16)."""
+    import ipaddress
+    net = ipaddress.ip_network(prefix)
+    result = set()
+    while len(result) < count:
+        if net.version == 4:
+            # (not the network or broadcast address, nor the gateway, .1)
+            address = net.network_address + rng.randrange(2, net.num_addresses - 1)
+            packed = address.packed
+        else:
+            packed = net.network_address.packed[:6] + rng.randbytes(bits // 8)
+        if packed not in used and packed not in result:
+            result.add(packed)
+    return sorted(result)
+
+
+def prefill(daemon, rng, count: int) -> None:
+    """count IPv4 leases of random clients, flooded in by a test peer."""
+    from sroamd.store import ipv4_lease_key
+    from sroamd.wire.flood import Update
+    from netlab import wait_for
+
+    if not count:
+        return
+    before = daemon.status()["ipv4_leases"]
+    peer = daemon.peer()
+    addresses = free_addresses(rng, IPV4_PREFIX, set(), count)
+    peer.send(*(Update(ipv4_lease_key(a), 0, random_mac(rng), 86400) for a in addresses))
+    wait_for(lambda: daemon.status()["ipv4_leases"] >= before + count, 60, interval=0.1,
+             what="prefilled leases")
+    daemon.close_peers()
+
+
+def associations(daemon, ap, rng, n: int) -> list:
+    """n stations with an IPv4 and an IPv6 lease associate (hostapd.wl0 on
+    ubus), each checked to be routed, then disassociate; the daemon's timings."""
+    from sroamd.store import IPV4_LEASE, IPV6_LEASE, ipv4_lease_key, ipv6_lease_key
+    from sroamd.wire.flood import Update
+    from netlab import wait_for
+    import ipaddress
+
+    peer = daemon.peer()
+    status = daemon.status()
+    leases = status["ipv4_leases"] + status["ipv6_leases"]  # all come to the peer first
+    if not peer.wait_for(lambda p: sum(k[0] in (IPV4_LEASE, IPV6_LEASE) for k in p.data)
+                         >= leases, 30):
+        raise RuntimeError("the daemon's leases did not all reach the flood peer")
+    used4 = {k[1:] for k in peer.data if k[0] == IPV4_LEASE}
+    used6 = {k[1:] for k in peer.data if k[0] == IPV6_LEASE}
+    macs = [random_mac(rng) for _ in range(n)]
+    v4 = free_addresses(rng, IPV4_PREFIX, used4, n)
+    v6 = free_addresses(rng, IPV6_PREFIX, used6, n, bits=16)
+    start = daemon.status()
+    peer.send(*(u for mac, a, p in zip(macs, v4, v6) for u in (
+        Update(ipv4_lease_key(a), 0, mac, 3600), Update(ipv6_lease_key(p), 0, mac, 3600))))
+    wait_for(lambda: (lambda s: s["ipv4_leases"] >= start["ipv4_leases"] + n and
+                      s["ipv6_leases"] >= start["ipv6_leases"] + n)(daemon.status()),
+             30, what="leases of the associating stations")
+    # Only station events count here (not clients seen through DHCP or RS),
+    # so the list grows by one per association, up to its 100 entries.
+    handled = len(start["assoc_ms"])
+    if handled + n > 100:
+        raise ValueError("the daemon keeps the timings of the last 100 associations only")
+
+    def routes(a, p):
+        return (ap.ns.ip("-4", "route", "show", f"{ipaddress.IPv4Address(a)}/32", "proto", "44")
+                + ap.ns.ip("-6", "route", "show", f"{ipaddress.IPv6Address(p + bytes(8))}/64",
+                           "proto", "44")).strip()
+
+    for i, (mac, a, p) in enumerate(zip(macs, v4, v6)):
+        text = ":".join(f"{b:02x}" for b in mac)
+        daemon.station("wl0", "assoc", text)
+        wait_for(lambda: len(daemon.status()["assoc_ms"]) > handled + i, 5, interval=0.002,
+                 what=f"association of {text}")
+        if len(routes(a, p).splitlines()) != 2:
+            raise RuntimeError(f"{text} associated but not routed: {routes(a, p)!r}")
+        daemon.station("wl0", "disassoc", text)
+        wait_for(lambda: not routes(a, p), 5, what=f"disassociation of {text}")
+    daemon.close_peers()
+    return daemon.status()["assoc_ms"][handled:]
+
+
+def measure(prefill_count: int, exchanges: int) -> dict:
     sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from netlab import Lab, wait_for
-    from test_client_service_netns import Service
+    from daemon_netns import Daemon, close_daemons
+    from netlab import Lab
 
+    rng = random.Random(prefill_count)
     with Lab(dad=False) as lab:
-        ap = lab.access_point("ap")
-        ap.ns.addr("wl0", "198.18.0.1/16")
-        ap.ns.ip("addr", "add", "fe80::44/64", "dev", "wl0")
-        runner = os.path.join(ROOT, "tests", "client_service_runner.py")
-        ctl = os.path.join(lab.dir, "ctl")
-        proc = ap.ns.spawn(["env", f"PYTHONPATH={ROOT}", sys.executable, runner, ctl,
-                            "--prefill", str(prefill), "--",
-                            "-P", "198.18.0.0/16", "-P", "2001:db8:4444::/48",
-                            "-N", "192.0.2.53", "-a", "198.18.0.1", "wl0"], name="sroamd")
-        wait_for(lambda: "ready" in proc.output() or not proc.alive(), 60, what="service")
-        service = Service.__new__(Service)
-        service.path, service.proc = ctl, proc
-        gen = lab.client("gen", ap, ifname="gen0")
+        try:
+            ap = lab.access_point("ap")
+            ap.ns.addr("wl0", "198.18.0.1/16")
+            ap.ns.ip("addr", "add", "fe80::44/64", "dev", "wl0")
+            daemon = Daemon(lab, ap.ns, ["-P", IPV4_PREFIX, "-P", IPV6_PREFIX,
+                                         "-N", "192.0.2.53", "-a", "198.18.0.1", "wl0"],
+                            stations=("wl0",))
+            prefill(daemon, rng, prefill_count)
+            gen = lab.client("gen", ap, ifname="gen0")
 
-        def run_generator(window, rate, seed):
-            cp = gen.ns.run("env", f"PYTHONPATH={ROOT}", sys.executable, __file__, "--generate",
-                            "gen0", str(exchanges), str(window), str(rate), str(seed),
-                            timeout=120)
-            return json.loads(cp.stdout.strip().splitlines()[-1])
+            def run_generator(window, rate, seed):
+                cp = gen.ns.run("env", f"PYTHONPATH={ROOT}", sys.executable, __file__,
+                                "--generate", "gen0", str(exchanges), str(window), str(rate),
+                                str(seed), timeout=120)
+                return json.loads(cp.stdout.strip().splitlines()[-1])
 
-        throughput = run_generator(WINDOW, 0, 1)
-        latency = run_generator(0, LATENCY_RATE, 2)
-        assoc = service(cmd="assoc_bench", ifname="wl0", n=200)
-        status = service(cmd="status")
-        proc.stop(timeout=30)
+            throughput = run_generator(WINDOW, 0, 1)
+            latency = run_generator(0, LATENCY_RATE, 2)
+            assoc_ms = associations(daemon, ap, rng, ASSOC_RUNS)
+            status = daemon.status()
+            daemon.stop(timeout=30)
+        finally:
+            close_daemons(lab)
     return {"throughput": throughput, "latency": latency,
-            "assoc_p50_ms": statistics.median(assoc["ms"]), "status": status}
+            "assoc_p50_ms": statistics.median(assoc_ms), "status": status}
 
 
 def main() -> None:
@@ -175,7 +274,8 @@ def main() -> None:
     full = measure(10000, exchanges)
     for name, run in (("empty store", empty), ("10,000 leases", full)):
         print(f"{name}: throughput {run['throughput']}, latency at {LATENCY_RATE}/s "
-              f"{run['latency']}, dhcp {run['status']['dhcp']}, routes {run['status']['routes']}",
+              f"{run['latency']}, dhcp {run['status']['service']['dhcp']}, "
+              f"routes {run['status']['service']['routes']}",
               file=sys.stderr)
     result = {
         "dora_per_s": round(empty["throughput"]["per_s"], 1),

@@ -1,28 +1,28 @@
 """The client service end to end, in network namespaces (root only).
 
-An AP namespace runs the client service (tests/client_service_runner.py:
-the service with a real Store and, for two APs, real flooding; the daemon's
-composition root does not wire the client service yet) on wl0 with
-192.0.2.1/24 and fe80::44; clients are namespaces on the AP's "air" bridge:
-busybox udhcpc, ISC dhclient, dhcpcd, rdisc6, the kernel's SLAAC, and
-tests/client_probe.py for RSs from ::, malformed packets and sniffing.
+An AP namespace runs the daemon (python3 -m sroamd, tests/daemon_netns.py)
+on wl0 with 192.0.2.1/24 and fe80::44; clients are namespaces on the AP's
+"air" bridge: busybox udhcpc, ISC dhclient, dhcpcd, rdisc6, the kernel's
+SLAAC, and tests/client_probe.py for RSs from ::, malformed packets and
+sniffing.  The daemon is inspected through its own interfaces only:
+counters from `ubus call sroamd status` (a test ubusd), leases from a flood
+test peer, and station events from a stand-in hostapd on ubus.
 """
 
 import json
 import os
 import secrets
 import signal
-import socket
 import sys
 import time
 
 import pytest
 
+from daemon_netns import Daemon, close_daemons, lease_table
 from netlab import Lab, missing_requirements, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-RUNNER = os.path.join(HERE, "client_service_runner.py")
 PROBE = os.path.join(HERE, "client_probe.py")
 PREFIX4 = "192.0.2.0/24"
 PREFIX6 = "2001:db8:4444::/48"
@@ -33,37 +33,15 @@ _missing = missing_requirements("busybox", "dhclient", "dhcpcd", "rdisc6")
 pytestmark = pytest.mark.skipif(_missing is not None, reason=str(_missing))
 
 
-class Service:
-    """The runner in an AP namespace, and its control socket."""
+def Service(lab, ns, interfaces=("wl0",), extra=(), stations=()):
+    """The daemon serving interfaces in namespace ns (tests/daemon_netns.py)."""
+    return Daemon(lab, ns, ["-d", "2", "-P", PREFIX4, "-P", PREFIX6, "-N", DNS4, "-N", DNS6,
+                            "-a", GATEWAY, *extra, *interfaces], stations=stations)
 
-    def __init__(self, lab, ns, interfaces=("wl0",), extra=()):
-        self.path = os.path.join(lab.dir, f"ctl-{ns.short}-{secrets.token_hex(2)}")
-        argv = ["env", f"PYTHONPATH={ROOT}", sys.executable, RUNNER, self.path, "--",
-                "-d", "2", "-P", PREFIX4, "-P", PREFIX6, "-N", DNS4, "-N", DNS6,
-                "-a", GATEWAY, *extra, *interfaces]
-        self.proc = ns.spawn(argv, name="sroamd")
-        wait_for(lambda: self._ready(), 10, what=f"client service in {ns.name}")
 
-    def _ready(self):
-        if not self.proc.alive():
-            raise RuntimeError(f"runner exited: {self.proc.output()[-3000:]}")
-        return "ready" in self.proc.output()
-
-    def __call__(self, **request):
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(self.path)
-            sock.sendall(json.dumps(request).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                assert chunk, "control socket closed"
-                data += chunk
-        return json.loads(data)
-
-    def stop(self):
-        self.proc.signal(signal.SIGTERM)
-        self.proc.popen.wait(10)
-        assert "stopped" in self.proc.output(), self.proc.output()[-3000:]
+def served(service):
+    """How many clients the daemon serves (roaming engine), from ubus status."""
+    return service.status()["clients"]
 
 
 def make_ap(lab, name):
@@ -124,15 +102,21 @@ def udhcpc_once(lab, client, *extra):
 @pytest.fixture
 def lab():
     with Lab(dad=False) as lab:
-        yield lab
+        try:
+            yield lab
+        finally:
+            close_daemons(lab)  # each before its ubusd, before the Lab goes
 
 
 @pytest.fixture(scope="module")
 def one_ap():
     """One AP serving, shared by the tests that only add clients."""
     with Lab(dad=False) as lab:
-        ap = make_ap(lab, "ap1")
-        yield lab, ap, Service(lab, ap.ns)
+        try:
+            ap = make_ap(lab, "ap1")
+            yield lab, ap, Service(lab, ap.ns)
+        finally:
+            close_daemons(lab)
 
 
 def check_lease(lease, address_key="ip"):
@@ -237,13 +221,13 @@ def test_rdisc6_and_rs_from_unspecified_get_own_64(one_ap):
 
 def test_malformed_packets_are_dropped_and_counted(one_ap):
     lab, ap, service = one_ap
-    before = service(cmd="status")
+    before = service.status()["service"]
     client = make_client(lab, ap, "m")
     assert probe(client, "dhcp-garbage") == {"sent": 4}
     ras = probe(client, "rs", "--bad")
     assert len(ras) == 1 and ras[0]["prefixes"]  # the good RS after the bad ones
     check_lease(udhcpc_once(lab, client))
-    after = service(cmd="status")
+    after = service.status()["service"]
     dhcp_dropped = after["dhcp"]["dropped"].get("malformed", 0) - \
         before["dhcp"]["dropped"].get("malformed", 0)
     assert dhcp_dropped == 4
@@ -254,6 +238,7 @@ def test_malformed_packets_are_dropped_and_counted(one_ap):
 def test_kernel_slaac_routes_release_and_shutdown(lab):
     ap = make_ap(lab, "ap1")
     service = Service(lab, ap.ns)
+    peer = service.peer()
     client = make_client(lab, ap, "k")
     client.ns.run("sysctl", "-qw", f"net.ipv6.conf.{client.ifname}.accept_ra=1")
     client.ns.ip("link", "set", client.ifname, "down")
@@ -273,7 +258,10 @@ def test_kernel_slaac_routes_release_and_shutdown(lab):
     assert lease["ip"] in routes44(ap)
     udhcpc.signal(signal.SIGUSR2)
     wait_for(lambda: lease["ip"] not in routes44(ap), 5, what="route removed on RELEASE")
-    leases = service(cmd="leases")
+    def released():  # (flooded as the RELEASE is handled; reaches the peer a moment later)
+        table = lease_table(peer)
+        return table if table.get(lease["ip"]) == "" else None
+    leases = wait_for(released, 5, what="the release flooded to the peer")
     assert leases[lease["ip"]] == ""  # released: an empty value, flooded
     # Shutdown: final RA (router lifetime 0) and no proto-44 route left.
     service.stop()
@@ -284,18 +272,24 @@ def test_kernel_slaac_routes_release_and_shutdown(lab):
 
 def test_arrival_sends_arp_na_ra_and_installs_routes(lab):
     ap = make_ap(lab, "ap1")
-    service = Service(lab, ap.ns)
+    service = Service(lab, ap.ns, stations=("wl0",))  # hostapd.wl0 on ubus
     client = make_client(lab, ap, "a")
-    lease = udhcpc_once(lab, client)
+    lease = udhcpc_once(lab, client)  # served on its first DHCP message
     [ra] = probe(client, "rs")
     assert lease["ip"] in routes44(ap) and ra["prefixes"][0] in routes44(ap, "-6")
-    service(cmd="left", mac=client.mac)
+    service.station("wl0", "disassoc", client.mac)
+    wait_for(lambda: served(service) == 0, 5, what="disassociation handled")
     assert routes44(ap) == "" and routes44(ap, "-6") == ""
     sniffer = client.ns.spawn(["env", f"PYTHONPATH={ROOT}", sys.executable, PROBE, "sniff",
                                client.ifname, "5"], name="sniff")
     wait_for(lambda: "listening" in sniffer.output(), 5, what="sniffer")
     t0 = time.monotonic()
-    service(cmd="arrived", ifname="wl0", mac=client.mac)
+    handled = len(service.status()["assoc_ms"])
+    service.station("wl0", "assoc", client.mac)
+    # (handled synchronously: once the daemon counts it, routes and ARP/NA are done)
+    wait_for(lambda: len(service.status()["assoc_ms"]) > handled, 2, interval=0.005,
+             what="association handled")
+    assert served(service) == 1
     assert f"{lease['ip']} dev wl0" in routes44(ap)
     assert f"{ra['prefixes'][0]}/64 dev wl0" in routes44(ap, "-6")
     sniffer.popen.wait(10)
@@ -313,12 +307,14 @@ def test_two_aps_share_leases_through_flooding(lab):
     for i, ap in enumerate(aps):
         lab.backbone(ap.ns)
         ap.ns.addr("eth0", f"198.51.100.{i + 1}/24")
-    services = [Service(lab, aps[0].ns, extra=("-f", "4444")),
+    # (each daemon listens on port 4444 of its namespace, tests/daemon_netns.py)
+    services = [Service(lab, aps[0].ns),
                 Service(lab, aps[1].ns, extra=("-F", "198.51.100.1:4444"))]
+    observer = services[1].peer()  # sees what ap2's store holds
     client = make_client(lab, aps[0], "t")
     first = udhcpc_once(lab, client)
     [ra1] = probe(client, "rs")
-    wait_for(lambda: first["ip"] in services[1](cmd="leases"), 5, what="lease flooded to ap2")
+    wait_for(lambda: first["ip"] in lease_table(observer), 5, what="lease flooded to ap2")
     lab.roam(client, aps[1])
     second = udhcpc_once(lab, client)
     [ra2] = probe(client, "rs")
@@ -331,19 +327,19 @@ def test_interface_missing_at_start_then_replaced(lab):
     ns = lab.netns("ap1")
     air = lab.air("air-ap1")
     service = Service(lab, ns)
-    assert service(cmd="status")["interfaces"] == {"wl0": None}
+    assert service.status()["service"]["interfaces"] == {"wl0": None}
     client = lab.client("c1", None, ifname="c1")
     lab.move_port(client.port, air)
     indexes = []
     for round in range(2):
         if round:
             ns.ip("link", "del", "wl0")
-            wait_for(lambda: service(cmd="status")["interfaces"]["wl0"] is None, 5,
+            wait_for(lambda: service.status()["service"]["interfaces"]["wl0"] is None, 5,
                      what="interface gone")
         lab.plug(ns, "wl0", air)
         ns.addr("wl0", f"{GATEWAY}/24")
         ns.ip("addr", "add", "fe80::44/64", "dev", "wl0")
-        index = wait_for(lambda: service(cmd="status")["interfaces"]["wl0"], 5,
+        index = wait_for(lambda: service.status()["service"]["interfaces"]["wl0"], 5,
                          what="interface seen")
         indexes.append(index)
         lease = udhcpc_once(lab, client)
