@@ -161,9 +161,19 @@ class Flooder:
     # -- sessions ----------------------------------------------------------
 
     async def _accept(self, reader, writer) -> None:
+        # asyncio.start_server runs this in a task of its own: track it, so
+        # that stop() cancels and awaits it like the others (an untracked one
+        # cancelled at exit makes Python 3.11 log a spurious traceback).
+        task = asyncio.current_task()
+        self._tasks.add(task)
         host, port = writer.get_extra_info("peername")[:2]
         name = format_peer((host.removeprefix("::ffff:"), port))
-        await self._run_session(Session(self, reader, writer, name, outgoing=False))
+        try:
+            await self._run_session(Session(self, reader, writer, name, outgoing=False))
+        except asyncio.CancelledError:
+            pass  # shutting down
+        finally:
+            self._tasks.discard(task)
 
     async def _run_session(self, session: Session) -> None:
         self.sessions.add(session)

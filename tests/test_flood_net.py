@@ -202,11 +202,16 @@ def test_sigusr1_dumps_store_and_peers(network, peers):
     assert "Peer 127.0.0.1:" in log
 
 
-def test_sigterm_shuts_down_cleanly(network):
+def test_sigterm_shuts_down_cleanly(network, peers):
     (a,) = network([[]])
+    b = Node(free_port(), [a.port])  # a has an incoming session open when it stops
+    network.nodes.append(b)
+    assert peers(a).wait_for(lambda p: p.handshake)
+    time.sleep(0.2)
     a.proc.send_signal(signal.SIGTERM)
     assert a.proc.wait(5) == 0
-    assert "shutting down" in a.log_text()
+    log = a.log_text()
+    assert "shutting down" in log and "Traceback" not in log, log
 
 
 def test_c_sroamd_session_replayed_into_the_daemon(network, peers):
