@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from seed_config import SEED_UCI
 
 ROOT = Path(__file__).resolve().parent.parent
 INITSCRIPT = ROOT / "files/etc/init.d/sroamd"
@@ -19,18 +20,7 @@ HARNESS = ROOT / "tests/procd_harness.sh"
 
 SHELLS = [s for s in (["busybox", "sh"], ["dash"]) if shutil.which(s[0])]
 
-FULL = """\
-config sroamd 'main'
-	option enabled '1'
-	list prefix '2001:db8:4444::/48'
-	list prefix '192.168.44.0/24'
-	option port '4444'
-	list peer '[2001:db8:4444::1234]:4444'
-	list nameserver '2001:db8:1234::42'
-	list nameserver '10.0.0.42'
-	option address '192.168.44.1'
-	list interface 'wlan0'
-"""
+FULL = SEED_UCI  # the original's example command line
 
 NETWORK = """\
 config interface 'loopback'

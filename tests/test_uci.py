@@ -16,21 +16,11 @@ import pytest
 
 from sroamd.config import ConfigError
 from sroamd.uci import NetworkResolver, load_uci_config, parse_uci
+from seed_config import SEED_UCI
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SEED = """\
-config sroamd 'main'
-	option enabled '1'
-	list prefix '2001:db8:4444::/48'
-	list prefix '192.168.44.0/24'
-	option port '4444'
-	list peer '[2001:db8:4444::1234]:4444'
-	list nameserver '2001:db8:1234::42'
-	list nameserver '10.0.0.42'
-	option address '192.168.44.1'
-	list interface 'wlan0'
-"""
+SEED = SEED_UCI  # the original's example command line
 
 
 def as_device(name: str, filename: str = "") -> str:
