@@ -12,8 +12,8 @@ import sys
 
 from sroamd import __version__
 from sroamd.config import (STATION_SOURCES, Config, ConfigError, parse_address,
-                           parse_int, parse_interface, parse_ipv4, parse_peer,
-                           parse_port, parse_prefix, validate)
+                           parse_int, parse_interface, parse_ipv4, parse_network,
+                           parse_node_id, parse_peer, parse_port, parse_prefix, validate)
 
 
 def _argtype(parser_fn, *args):
@@ -73,6 +73,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--route-metric", metavar="METRIC", type=_argtype(parse_int, "route metric", 0, 0xFFFFFFFF),
                    help="metric of the client host routes (default 128; run babeld with "
                         "'kernel-priority 256' so that ours win over its routes)")
+    p.add_argument("--node-id", metavar="HEX", type=_argtype(parse_node_id),
+                   help="this node's 8-byte id (16 hex digits); default: generated once and "
+                        "kept in STATE_DIR/node_id, so that a restart keeps the stations")
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="where the node id is kept (default /etc/sroamd)")
+    p.add_argument("--flood-listen", metavar="ADDRESS", action="append",
+                   type=_argtype(parse_address),
+                   help="accept flooding peers on this address only (repeatable; default: "
+                        "every address)")
+    p.add_argument("--flood-allow", metavar="PREFIX", action="append",
+                   type=_argtype(parse_network),
+                   help="accept flooding sessions only from this prefix (repeatable); the -F "
+                        "peers are always allowed")
+    p.add_argument("--max-data", metavar="N", type=_argtype(parse_int, "store size", 16, 10_000_000),
+                   help="most data the replicated store holds (default: derived from the "
+                        "prefixes); new keys past it are refused and logged")
+    p.add_argument("--sync-grace", metavar="SECONDS",
+                   type=_argtype(parse_int, "sync grace", 0, 3600),
+                   help="seconds after start without new leases unless a peer's dump came "
+                        "in first (default 10)")
     p.add_argument("--version", action="version", version=f"sroamd {__version__}")
     p.add_argument("interfaces", metavar="INTERFACE", nargs="*", type=_argtype(parse_interface),
                    help="roaming interfaces (e.g. wlan0) to serve clients on")
@@ -103,7 +123,12 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
         config.gateway = args.gateway
     if args.interfaces:
         config.interfaces = list(args.interfaces)
-    for name in ("station_source", "ubus_socket", "hostapd_dir", "lease_time", "route_metric"):
+    if args.flood_listen:
+        config.flood_listen = list(args.flood_listen)
+    if args.flood_allow:
+        config.flood_allow = list(args.flood_allow)
+    for name in ("station_source", "ubus_socket", "hostapd_dir", "lease_time", "route_metric",
+                 "node_id", "state_dir", "max_data", "sync_grace"):
         value = getattr(args, name)
         if value is not None:
             setattr(config, name, value)

@@ -19,6 +19,11 @@ DEFAULT_LEASE_TIME = 1800  # seconds, as upstream
 # Not 0: the kernel turns an IPv6 metric of 0 into 1024.
 DEFAULT_ROUTE_METRIC = 128
 STATION_SOURCES = ("auto", "ubus", "hostapd", "none")
+# Where the node id is kept when none is configured (written once, at first start).
+DEFAULT_STATE_DIR = "/etc/sroamd"
+# Seconds after start during which no new address is handed out unless a peer's
+# complete dump came in first (sync before serving).
+DEFAULT_SYNC_GRACE = 10.0
 IFNAME_RE = re.compile(r"^[^/\s:]{1,15}$")
 
 
@@ -42,6 +47,15 @@ class Config:
     lease_time: int = DEFAULT_LEASE_TIME
     route_metric: int = DEFAULT_ROUTE_METRIC
     enabled: bool = True  # UCI 'option enabled 0': the daemon refuses to start
+    node_id: bytes | None = None  # 8 bytes; None: kept in state_dir/node_id
+    state_dir: str = DEFAULT_STATE_DIR
+    # Addresses to accept flooding peers on (empty: every address, IPv4 and IPv6).
+    flood_listen: list[IPv4Address | IPv6Address] = field(default_factory=list)
+    # When not empty, flooding sessions are accepted only from these prefixes
+    # (and from the configured peers).
+    flood_allow: list[IPv4Network | IPv6Network] = field(default_factory=list)
+    max_data: int | None = None  # store bound; None: derived from the prefixes
+    sync_grace: float = DEFAULT_SYNC_GRACE
 
     @property
     def dns_v4(self) -> list[IPv4Address]:
@@ -77,6 +91,12 @@ class Config:
             "hostapd_dir": self.hostapd_dir,
             "lease_time": self.lease_time,
             "route_metric": self.route_metric,
+            "node_id": self.node_id.hex() if self.node_id else None,
+            "state_dir": self.state_dir,
+            "flood_listen": [str(a) for a in self.flood_listen],
+            "flood_allow": [str(p) for p in self.flood_allow],
+            "max_data": self.max_data,
+            "sync_grace": self.sync_grace,
         }
 
 
@@ -143,6 +163,28 @@ def parse_int(text: str, what: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ConfigError(f"bad {what} {text!r}: must be {low}-{high}")
     return value
+
+
+def parse_node_id(text: str) -> bytes:
+    """A node id: 16 hex digits (8 bytes), colons allowed between bytes."""
+    cleaned = text.strip().replace(":", "")
+    try:
+        node_id = bytes.fromhex(cleaned)
+    except ValueError:
+        node_id = b""
+    if len(node_id) != 8:
+        raise ConfigError(f"bad node id {text!r}: 16 hex digits (8 bytes) are needed")
+    if node_id == bytes(8):
+        raise ConfigError(f"bad node id {text!r}: must not be all zeros")
+    return node_id
+
+
+def parse_network(text: str) -> IPv4Network | IPv6Network:
+    """Any prefix (an address alone is a host prefix), for flood_allow."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=True)
+    except ValueError as e:
+        raise ConfigError(f"bad prefix {text!r}: {e}") from None
 
 
 def parse_interface(text: str) -> str:

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from sroamd.config import (Config, ConfigError, parse_address, parse_int, parse_interface,
-                           parse_ipv4, parse_peer, parse_port, parse_prefix,
-                           parse_station_source)
+                           parse_ipv4, parse_network, parse_node_id, parse_peer, parse_port,
+                           parse_prefix, parse_station_source)
 
 log = logging.getLogger("sroamd.uci")
 
@@ -270,6 +270,12 @@ OPTIONS: dict[str, tuple[bool, Callable[[str], object]]] = {
     "hostapd_dir": (False, parse_path),
     "lease_time": (False, lambda v: parse_int(v, "lease time", 60, 86400 * 7)),
     "route_metric": (False, lambda v: parse_int(v, "route metric", 0, 0xFFFFFFFF)),
+    "node_id": (False, parse_node_id),
+    "state_dir": (False, parse_path),
+    "flood_listen": (True, parse_address),
+    "flood_allow": (True, parse_network),
+    "max_data": (False, lambda v: parse_int(v, "store size", 16, 10_000_000)),
+    "sync_grace": (False, lambda v: parse_int(v, "sync grace", 0, 3600)),
 }
 
 
@@ -320,7 +326,8 @@ def config_from_section(section: UciSection, filename: str,
         return ConfigError(f"{filename}:{lines[name]}: {e}")
 
     for name in ("enabled", "debug", "port", "station_source", "ubus_socket", "hostapd_dir",
-                 "lease_time", "route_metric"):
+                 "lease_time", "route_metric", "node_id", "state_dir", "max_data",
+                 "sync_grace"):
         if values.get(name):
             setattr(config, name, values[name][0])
     if values.get("address"):
@@ -332,6 +339,8 @@ def config_from_section(section: UciSection, filename: str,
             raise at("prefix", e) from None
     config.nameservers = list(values.get("nameserver", []))
     config.peers = list(values.get("peer", []))
+    config.flood_listen = list(values.get("flood_listen", []))
+    config.flood_allow = list(values.get("flood_allow", []))
     resolve = resolve or NetworkResolver(config.ubus_socket)
     interfaces = []
     for name in values.get("interface", []):
