@@ -8,23 +8,46 @@ Keys (first byte = kind), wire-compatible with C sroamd:
   1 + IPv6 /64 (8 bytes)      -> value: client MAC (6 bytes)     IPv6 lease
   2 + client MAC (6 bytes)    -> value: node id (8 bytes) or b"" association
 
-Merging a received update (upstream semantics, see DESIGN.md 2):
+Merging a received update (upstream semantics, see DESIGN.md 2, with the
+changes that make it converge under delay, loss and reordering):
   newer seqno (RFC 1982 serial arithmetic on 16 bits) -> replace value+expiry
-  same seqno, same value                            -> keep the later expiry
-  same seqno, other value                           -> conflict: the longer
-      remaining time wins, and the loser adopts the winner's *value* too
-      (upstream forgets to copy it);
+  same seqno, same value                            -> a refresh: keep the
+      later expiry, but only as news (passed on) when it gains more than
+      refresh_gain(); smaller gains are transit delay, and are ignored
+  same seqno, other value                           -> conflict: the greater
+      value wins on every node, and the loser adopts it;
   older seqno                                       -> ignore.
 
-Two refinements, both needed for the network to converge:
-  * Conflict times are compared with CONFLICT_SLACK seconds of tolerance,
-    because remaining times travel as whole seconds and age in transit; two
-    nodes comparing 99.7 s with 99 s must not both believe they won.  Within
-    the slack the greater value wins, a total order every node agrees on.
+Why these departures from upstream, which makes the longer remaining time win
+conflicts and treats any later expiry as a refresh to flood on:
+  * Remaining times travel as whole seconds and the receiver adds them to its
+    own clock, so every hop adds its transit delay.  In a graph with cycles a
+    datum that goes round comes back "refreshed" by the delay of the loop and
+    is flooded again, for ever (upstream and the C sroamd both do this).  A
+    refresh must therefore gain more than any plausible transit time to be
+    news: a quarter of the remaining time, at least REFRESH_GAIN_MIN and at
+    most REFRESH_GAIN seconds, so that a 10 s offer cannot be kept alive by a
+    loop of peers with seconds of delay, and a renewal still is news.
+  * Comparing remaining times to settle a conflict is unsound for the same
+    reason: each side sees the other's time inflated by the transit delay, so
+    with delays above any fixed slack both sides can believe they lost (and
+    swap values for ever) or both won.  The value order is the same on every
+    node whatever the delays, so every node settles on the same value.
+    Conflicts are rare (sroamd hands out no new address before its store is
+    synced); the client service handles the loser of a lease conflict, and
+    the roaming engine makes claims that cannot be concurrent with another
+    node's (see roaming.py).
+  * Seqnos exactly 0x8000 apart are each "newer" than the other in serial
+    arithmetic, so two nodes would replace each other's datum for ever; the
+    numerically greater one is taken as newer.
   * An expired datum is only a memory of its seqno: a live update replaces it
     whatever its seqno, and an expired update (time 0, as C sroamd dumps
     them) never replaces a live datum.  Expired data are forgotten after
     EXPIRED_RETENTION seconds.
+
+Local extensions follow the same rule: a datum extended by less than
+refresh_gain() since it was last announced is extended here only, and the
+next larger extension carries the news (announced tracks that).
 """
 
 from __future__ import annotations
@@ -43,16 +66,33 @@ ASSOCIATION = 2
 # flooded (we are a relay) but never interpreted.
 KEY_LENGTHS = {IPV4_LEASE: 5, IPV6_LEASE: 9, ASSOCIATION: 7}
 
-CONFLICT_SLACK = 2.0
+# A refresh (same seqno and value, later expiry) is news only when it gains
+# more than a loop of peers can add in transit (up to seconds per hop): else
+# the datum goes round the loop for ever.  A quarter of the remaining time
+# between these bounds, so that a renewal of a short lease (T1 = half of it)
+# is still news.
+REFRESH_GAIN = 30.0
+REFRESH_GAIN_MIN = 10.0
 EXPIRED_RETENTION = 600.0
 MAX_TIME = 0xFFFFFFFF
 
 
 def seqno_compare(a: int, b: int) -> int:
-    """Serial-number comparison of 16-bit seqnos: -1 if a < b, 0, 1 if a > b."""
+    """Serial-number comparison of 16-bit seqnos: -1 if a < b, 0, 1 if a > b.
+
+    Seqnos exactly 0x8000 apart are undefined in RFC 1982; the numerically
+    greater is taken as newer, so that both sides agree."""
     if a == b:
         return 0
-    return -1 if (b - a) & 0x8000 == 0 else 1
+    distance = (b - a) & 0xFFFF
+    if distance == 0x8000:
+        return -1 if a < b else 1
+    return -1 if distance < 0x8000 else 1
+
+
+def refresh_gain(remaining: float) -> float:
+    """How much later an expiry must be to count as a refresh worth passing on."""
+    return min(REFRESH_GAIN, max(REFRESH_GAIN_MIN, remaining / 4))
 
 
 def ipv4_lease_key(address: bytes) -> bytes:
@@ -78,6 +118,9 @@ class Datum:
     seqno: int
     value: bytes
     expires: float  # clock time at which the datum expires
+    # The expiry last passed on to the peers: local extensions smaller than
+    # refresh_gain() stay here until a larger one carries them.
+    announced: float = field(default=0.0, repr=False, compare=False)
     # The one expiry-heap time still valid for this datum: its expiry while
     # live, expiry + EXPIRED_RETENTION once expired (heap entries with any
     # other time are stale).
@@ -196,31 +239,26 @@ class Store:
             self._replace(datum, seqno, value, expires, origin)
             return Outcome.CHANGED, datum
         if value == datum.value:
-            if expires > datum.expires + 0.5:  # a real refresh, not rounding noise
+            if expires > datum.expires + refresh_gain(remaining):
                 self._set_expiry(datum, expires)
                 self._notify(datum, datum.value, origin)
                 return Outcome.CHANGED, datum
+            # Transit delay or a small local extension elsewhere: not news.
             return Outcome.IGNORED, datum
-        if self._we_win(datum, value, expires):
+        if datum.value > value:
             return Outcome.CONFLICT_WON, datum
         self._replace(datum, seqno, value, expires, origin)
         return Outcome.CONFLICT_LOST, datum
 
-    @staticmethod
-    def _we_win(ours: Datum, their_value: bytes, their_expires: float) -> bool:
-        if ours.expires > their_expires + CONFLICT_SLACK:
-            return True
-        if their_expires > ours.expires + CONFLICT_SLACK:
-            return False
-        return ours.value > their_value
-
     # -- local changes -----------------------------------------------------
 
-    def put(self, key: bytes, value: bytes, lifetime: float) -> Datum:
+    def put(self, key: bytes, value: bytes, lifetime: float, step: int = 0) -> Datum:
         """Set key to value for lifetime seconds, as this node's own decision.
 
         A changed value gets the next seqno so that it beats what the others
-        hold; the same value is only extended.
+        hold; the same value is only extended.  step > 0 forces a new seqno
+        that many above the current one, value changed or not (a new claim
+        that must beat claims made concurrently elsewhere, see roaming.py).
         """
         now = self.clock()
         datum = self._data.get(key)
@@ -228,10 +266,11 @@ class Store:
             datum = self._insert(key, 0, value, now + lifetime)
             self._notify(datum, None, None)
             return datum
-        if datum.value == value:
+        if datum.value == value and step == 0:
             self.extend(key, lifetime)
             return datum
-        self._replace(datum, (datum.seqno + 1) & 0xFFFF, value, now + lifetime, None)
+        self._replace(datum, (datum.seqno + max(step, 1)) & 0xFFFF, value,
+                      now + lifetime, None)
         return datum
 
     def extend(self, key: bytes, lifetime: float) -> bool:
@@ -244,9 +283,11 @@ class Store:
         now = self.clock()
         if datum.expires <= now:
             datum.seqno = (datum.seqno + 1) & 0xFFFF
+            datum.announced = 0.0  # the others hold it expired: this is news
         if datum.expires < now + lifetime:
             self._set_expiry(datum, now + lifetime)
-            self._notify(datum, datum.value, None)
+            if datum.expires > datum.announced + refresh_gain(lifetime):
+                self._notify(datum, datum.value, None)
             return True
         return False
 
@@ -256,7 +297,6 @@ class Store:
         """Clock time of the next expiry or forget event, for the caller's timer."""
         while self._expiry_heap:
             when, key = self._expiry_heap[0]
-            datum = self._data.get(key)
             datum = self._data.get(key)
             if datum is not None and datum.heap_when == when:
                 return when
@@ -326,5 +366,6 @@ class Store:
                 del self._leases_by_mac[datum.value]
 
     def _notify(self, datum: Datum, old: bytes | None, origin: object) -> None:
+        datum.announced = datum.expires
         for listener in self.listeners:
             listener(datum, old, origin)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from sroamd.store import (ASSOCIATION, CONFLICT_SLACK, EXPIRED_RETENTION, IPV4_LEASE,
-                          IPV6_LEASE, Outcome, Store, association_key, ipv4_lease_key,
-                          ipv6_lease_key, is_lease_key, seqno_compare)
+from sroamd.store import (ASSOCIATION, EXPIRED_RETENTION, IPV4_LEASE, IPV6_LEASE,
+                          REFRESH_GAIN, Outcome, Store, association_key, ipv4_lease_key,
+                          ipv6_lease_key, is_lease_key, refresh_gain, seqno_compare)
 
 MAC_A = bytes.fromhex("020000000001")
 MAC_B = bytes.fromhex("020000000002")
@@ -43,6 +43,9 @@ def store(clock):
     (65535, 65534, 1),
     (100, 100 + 0x7FFF, -1),  # within half the space: later
     (100, 100 + 0x8001 & 0xFFFF, 1),  # beyond half the space: earlier
+    # exactly half the space apart: undefined in RFC 1982, so both sides saw
+    # the other as newer and replaced each other for ever; the greater wins.
+    (0, 0x8000, -1), (0x8000, 0, 1), (0x7FFF, 0xFFFF, -1), (0xFFFF, 0x7FFF, 1),
 ])
 def test_seqno_compare(a, b, expected):
     assert seqno_compare(a, b) == expected
@@ -112,31 +115,84 @@ def test_refresh_within_rounding_is_not_a_change(store, clock):
     assert store.receive(KEY, 3, MAC_A, 100)[0] is Outcome.IGNORED
 
 
-def test_conflict_longer_remaining_time_wins_and_value_is_adopted(store):
+def test_conflict_greater_value_wins_and_is_adopted(store):
     store.receive(KEY, 3, MAC_A, 100)
-    outcome, datum = store.receive(KEY, 3, MAC_B, 100 + int(CONFLICT_SLACK) + 1, origin="p")
+    outcome, datum = store.receive(KEY, 3, MAC_B, 50, origin="p")
     assert outcome is Outcome.CONFLICT_LOST
     # upstream keeps its own value here; we adopt the winner's.
     assert datum.value == MAC_B and datum.seqno == 3
-    assert store.remaining(datum) == 103
+    assert store.remaining(datum) == 50
     assert store.changes[-1] == (KEY, 3, MAC_B, MAC_A, "p")
 
 
-def test_conflict_we_win_with_longer_time(store):
-    store.receive(KEY, 3, MAC_A, 500)
+def test_conflict_we_win_with_the_greater_value_whatever_the_times(store):
+    store.receive(KEY, 3, MAC_B, 10)
     store.changes.clear()
-    outcome, datum = store.receive(KEY, 3, MAC_B, 100)
+    outcome, datum = store.receive(KEY, 3, MAC_A, 5000)
     assert outcome is Outcome.CONFLICT_WON
-    assert datum.value == MAC_A and store.changes == []
+    assert datum.value == MAC_B and store.changes == []
 
 
 @pytest.mark.parametrize("ours,theirs", [(MAC_A, MAC_B), (MAC_B, MAC_A)])
-def test_conflict_tie_is_broken_by_value_the_same_way_everywhere(clock, ours, theirs):
+@pytest.mark.parametrize("their_time", [1, 100, 3000])
+def test_conflict_is_decided_the_same_way_everywhere(clock, ours, theirs, their_time):
     s = Store(clock)
     s.receive(KEY, 7, ours, 100)
-    outcome, datum = s.receive(KEY, 7, theirs, 100 + int(CONFLICT_SLACK))  # within the slack
+    outcome, datum = s.receive(KEY, 7, theirs, their_time)
     assert datum.value == max(MAC_A, MAC_B)
     assert outcome is (Outcome.CONFLICT_WON if ours > theirs else Outcome.CONFLICT_LOST)
+
+
+def test_conflict_under_transit_delay_does_not_swap_values(clock):
+    """Regression: with the longer time winning (and 2 s of slack), each side
+    saw the other's time inflated by a 3 s transit and adopted it: the two
+    values swapped at every exchange."""
+    n1, n2 = Store(clock), Store(clock)
+    n1.receive(KEY, 0, MAC_A, 100)
+    n2.receive(KEY, 0, MAC_B, 100)
+    for _ in range(4):
+        d1, d2 = n1.get(KEY), n2.get(KEY)
+        r1, r2 = n1.remaining(d1), n2.remaining(d2)
+        v1, v2 = d1.value, d2.value
+        clock.now += 3.0  # in flight
+        n1.receive(KEY, 0, v2, r2)
+        n2.receive(KEY, 0, v1, r1)
+    assert n1.get(KEY).value == n2.get(KEY).value == MAC_B
+
+
+def test_refresh_is_news_only_past_the_transit_allowance(store, clock):
+    """A datum going round a loop of peers comes back with its transit delay
+    added: that must not count as a refresh, or it is flooded for ever."""
+    store.receive(KEY, 3, MAC_A, 600)
+    assert store.receive(KEY, 3, MAC_A, 600 + int(REFRESH_GAIN) - 1)[0] is Outcome.IGNORED
+    assert store.receive(KEY, 3, MAC_A, 600 + int(REFRESH_GAIN) + 1)[0] is Outcome.CHANGED
+    # A short datum (a 10 s offer) cannot be kept alive by a 1 s link.
+    short = ipv4_lease_key(bytes([192, 0, 2, 11]))
+    store.receive(short, 0, MAC_A, 10)
+    for _ in range(9):
+        clock.now += 1.0
+        datum = store.get(short)
+        assert store.receive(short, 0, MAC_A, store.remaining(datum) + 1)[0] is Outcome.IGNORED
+    clock.now += 1.0
+    assert store.live(short) is None
+
+
+def test_small_local_extensions_are_announced_together(store, clock):
+    store.put(KEY, MAC_A, 100)
+    store.changes.clear()
+    for _ in range(5):
+        clock.now += 5
+        store.extend(KEY, 100)  # 5 s more each time: kept here
+    clock.now += 5
+    store.extend(KEY, 100)  # 30 s since announced: now it is news
+    assert len(store.changes) == 1
+    assert refresh_gain(100) == 25 and refresh_gain(10) == 10 and refresh_gain(5000) == 30
+
+
+def test_put_with_step_makes_a_new_seqno_even_for_the_same_value(store):
+    store.receive(KEY, 9, MAC_A, 100)
+    assert store.put(KEY, MAC_A, 100, step=2).seqno == 11
+    assert store.put(KEY, MAC_A, 100).seqno == 11
 
 
 def test_two_nodes_in_conflict_agree_after_exchanging(clock):
