@@ -5,11 +5,28 @@ out through a callback (the daemon carries them out), so it is tested
 without sockets or netlink.
 
   station associates here    -> claim it: association datum = our node id
-                                (Store.put bumps the seqno, beating the old
-                                holder), then Serve (routes, ARP/NA, RA)
+                                with a new seqno, beating the old holder;
+                                then Serve (routes, ARP/NA, RA)
   station leaves here        -> give it up (empty value), Unserve
   another node claims one of -> Unserve and Kick: the station is gone from
   ours                          here, hostapd must forget it too
+
+Claims that cannot lose to a stale one.  A station that bounces A -> B -> A
+faster than B's claim reaches A used to be kicked at A: A's claim only
+extended its own seqno s, B's claim (s + 1) then arrived and won.  Every
+association here is now a new claim, and one for a station we still serve
+(a re-association: we have not heard of a claim elsewhere) jumps two
+seqnos.  A claim made elsewhere without knowledge of our latest one is at
+most one above the claim it saw, so ours beats it; a claim made after
+seeing ours is newer than ours and wins, as it should (the station did
+leave).  Claims of equal seqno (two nodes claiming a station neither was
+serving, on the same old claim) are settled by the store's value order, and
+the loser gives the station up.
+
+Local truth after a restart.  Until the store is synced, the stations
+hostapd lists here are ours whatever claim the peers' dumps bring (the claim
+we made before restarting, under a node id that may have changed, or a stale
+one): such a claim is answered with a claim above it, never with a kick.
 """
 
 from __future__ import annotations
@@ -17,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from sroamd.store import ASSOCIATION, Datum, Store, association_key
+from sroamd.store import ASSOCIATION, Datum, Store, association_key, seqno_compare
 
 # Lifetime of an association datum (what C sroamd uses); refreshed for the
 # stations still here every ASSOCIATION_REFRESH seconds.
@@ -55,21 +72,36 @@ Action = Union[Serve, Unserve, Kick, Roamed]
 
 
 class Roaming:
-    def __init__(self, store: Store, node_id: bytes, act: Callable[[Action], None]):
+    def __init__(self, store: Store, node_id: bytes, act: Callable[[Action], None],
+                 syncing: bool = False):
         self.store = store
         self.node_id = node_id
         self.act = act
         self.clients: dict[bytes, str] = {}  # MAC -> roaming interface it is on
+        # MAC -> seqno of the latest association datum naming us (our claim).
+        self._claims: dict[bytes, int] = {}
+        # Stations claimed before the store was synced: local truth (above).
+        self._syncing = syncing
+        self._local_truth: set[bytes] = set()
         self.roams_in = 0
         self.roams_out = 0
+        self.reclaims = 0  # claims answered with a claim of ours
         store.listeners.append(self.on_store_change)
+
+    def synced(self) -> None:
+        """The store holds the peers' data: claims from now on follow the usual rules."""
+        self._syncing = False
+        self._local_truth.clear()
 
     def station_associated(self, ifname: str, mac: bytes) -> None:
         previous = self.store.live(association_key(mac))
         # (copied now: put() updates the same Datum in place)
         previous_holder = previous.value if previous is not None else b""
+        step = 2 if mac in self.clients else 1  # a re-association: see above
         self.clients[mac] = ifname
-        self.store.put(association_key(mac), self.node_id, ASSOCIATION_TIME)
+        if self._syncing:
+            self._local_truth.add(mac)
+        self._claim(mac, step)
         self.act(Serve(ifname, mac))
         if previous_holder not in (b"", self.node_id):
             self.roams_in += 1
@@ -79,6 +111,8 @@ class Roaming:
         if self.clients.get(mac) != ifname:
             return  # not ours, or already moved to another of our interfaces
         del self.clients[mac]
+        self._claims.pop(mac, None)
+        self._local_truth.discard(mac)
         datum = self.store.get(association_key(mac))
         if datum is not None and datum.value == self.node_id:
             self.store.put(association_key(mac), b"", ASSOCIATION_TIME)
@@ -89,10 +123,22 @@ class Roaming:
             return
         mac = datum.key[1:]
         ifname = self.clients.get(mac)
-        if ifname is None or datum.value in (b"", self.node_id):
+        if ifname is None:
             return
+        if datum.value == self.node_id:
+            self._claims[mac] = datum.seqno
+            return
+        if datum.value == b"" or mac in self._local_truth:
+            # Nobody holds a station that is here (a give-up crossed our
+            # claim), or a claim arrived that a restart must not obey.
+            self.reclaims += 1
+            self._claim(mac, 1)
+            return
+        if seqno_compare(datum.seqno, self._claims.get(mac, datum.seqno)) < 0:
+            return  # cannot happen (the store ignores older seqnos); be safe
         # Another node holds the client now: it roamed away from us.
         del self.clients[mac]
+        self._claims.pop(mac, None)
         self.roams_out += 1
         self.act(Unserve(mac))
         self.act(Kick(ifname, mac))
@@ -100,10 +146,14 @@ class Roaming:
 
     def refresh(self) -> None:
         """Keep the associations of the stations still here from expiring."""
-        for mac in self.clients:
+        for mac in list(self.clients):
             key = association_key(mac)
             datum = self.store.get(key)
             if datum is not None and datum.value == self.node_id:
                 self.store.extend(key, ASSOCIATION_TIME)
             else:
-                self.store.put(key, self.node_id, ASSOCIATION_TIME)
+                self._claim(mac, 1)
+
+    def _claim(self, mac: bytes, step: int) -> None:
+        # put() notifies the listeners, on_store_change records the seqno.
+        self.store.put(association_key(mac), self.node_id, ASSOCIATION_TIME, step=step)

@@ -18,6 +18,17 @@ class Clock:
 
 
 @pytest.fixture
+def clock_pair():
+    clock = Clock()
+    pair = []
+    for node in (ME, OTHER):
+        store = Store(clock)
+        actions = []
+        pair.append((Roaming(store, node, actions.append), store, actions))
+    return pair
+
+
+@pytest.fixture
 def setup():
     clock = Clock()
     store = Store(clock)
@@ -70,21 +81,86 @@ def test_other_node_claiming_our_client_unserves_and_kicks(setup):
     assert roaming.clients == {} and roaming.roams_out == 1
 
 
-def test_other_node_giving_up_or_stale_claim_changes_nothing(setup):
+def test_stale_claim_changes_nothing_and_a_crossing_give_up_is_answered(setup):
     roaming, store, actions, _ = setup
-    roaming.station_associated("wlan0", MAC)
+    store.receive(association_key(MAC), 5, OTHER, 100)
+    roaming.station_associated("wlan0", MAC)  # claims at 6
     actions.clear()
-    store.receive(association_key(MAC), 0, OTHER, 10)  # older seqno: ignored by the store
-    store.receive(association_key(MAC), 1, b"", 10)     # newer, but nobody holds it
+    store.receive(association_key(MAC), 5, OTHER, 10)  # older seqno: ignored by the store
     assert actions == []
+    # A give-up by another node crossed our claim: nobody would hold the
+    # station that is here, so it is claimed again.
+    store.receive(association_key(MAC), 7, b"", 10)
+    datum = store.get(association_key(MAC))
+    assert actions == [] and datum.value == ME and datum.seqno == 8
+    assert roaming.clients == {MAC: "wlan0"}
 
 
-def test_losing_a_conflict_means_the_client_is_elsewhere(setup):
+def test_concurrent_new_claims_are_settled_by_the_store_and_the_loser_yields(setup):
     roaming, store, actions, _ = setup
-    roaming.station_associated("wlan0", MAC)
+    store.receive(association_key(MAC), 5, b"", 100)
+    roaming.station_associated("wlan0", MAC)  # 6, ME
     actions.clear()
-    store.receive(association_key(MAC), 0, OTHER, ASSOCIATION_TIME + 100)
+    # OTHER claimed on the same old datum: same seqno, and OTHER > ME.
+    store.receive(association_key(MAC), 6, OTHER, ASSOCIATION_TIME)
+    assert Kick("wlan0", MAC) in actions and roaming.clients == {}
+
+
+def test_ping_pong_keeps_the_station_where_it_is(clock_pair):
+    """A -> B -> A faster than B's claim reaches A (issue 10, item 3): A's
+    re-association beats B's claim, and B gives the station up."""
+    (a, store_a, acts_a), (b, store_b, acts_b) = clock_pair
+    key = association_key(MAC)
+
+    def deliver(src, dst):
+        d = src.get(key)
+        dst.receive(key, d.seqno, d.value, src.remaining(d), origin="peer")
+
+    a.station_associated("wlan0", MAC)
+    deliver(store_a, store_b)                # B knows A holds it
+    b.station_associated("wlan0", MAC)       # the station moves to B ...
+    b_claim = (store_b.get(key).seqno, store_b.get(key).value, 5400)
+    a.station_associated("wlan0", MAC)       # ... and back, before B's claim reached A
+    store_a.receive(key, *b_claim, origin="peer")   # B's claim arrives late
+    deliver(store_a, store_b)
+    assert a.clients == {MAC: "wlan0"} and not any(isinstance(x, Kick) for x in acts_a)
+    assert b.clients == {} and Kick("wlan0", MAC) in acts_b
+    assert store_a.get(key).value == store_b.get(key).value == ME
+
+
+def test_genuine_roam_after_our_claim_was_seen_kicks(clock_pair):
+    (a, store_a, acts_a), (b, store_b, acts_b) = clock_pair
+    key = association_key(MAC)
+    a.station_associated("wlan0", MAC)
+    d = store_a.get(key)
+    store_b.receive(key, d.seqno, d.value, 5400)
+    b.station_associated("wlan0", MAC)
+    d = store_b.get(key)
+    store_a.receive(key, d.seqno, d.value, 5400)
+    assert a.clients == {} and Kick("wlan0", MAC) in acts_a
+    assert b.clients == {MAC: "wlan0"}
+
+
+def test_restart_local_truth_reclaims_above_any_claim_until_synced(setup):
+    _, store, _, _ = setup
+    actions = []
+    roaming = Roaming(store, ME, actions.append, syncing=True)
+    roaming.station_associated("wlan0", MAC)  # hostapd lists it at start
+    actions.clear()
+    store.receive(association_key(MAC), 900, OTHER, 3000)  # the peers' dump
+    datum = store.get(association_key(MAC))
+    assert datum.value == ME and datum.seqno == 901 and actions == []
+    roaming.synced()
+    store.receive(association_key(MAC), 902, OTHER, 3000)  # a real roam, after sync
     assert Kick("wlan0", MAC) in actions
+
+
+def test_reassociation_here_makes_a_new_claim(setup):
+    roaming, store, _, _ = setup
+    roaming.station_associated("wlan0", MAC)
+    assert store.get(association_key(MAC)).seqno == 0
+    roaming.station_associated("wlan0", MAC)
+    assert store.get(association_key(MAC)).seqno == 2
 
 
 def test_refresh_keeps_associations_alive(setup):
