@@ -14,14 +14,17 @@ from sroamd import ubus_object
 from sroamd.config import Config
 from sroamd.dump import format_dump, format_mac
 from sroamd.flood import Flooder
+from sroamd.identity import load_node_id
 from sroamd.roaming import (ASSOCIATION_REFRESH, Action, Kick, Roamed, Roaming, Serve,
                             Unserve)
+from sroamd.startup_sync import StartupSync
 from sroamd.stations import StationEvent
 from sroamd.store import Store
 
 log = logging.getLogger("sroamd")
 
 EXPIRY_TICK = 1.0  # seconds between expiry sweeps (a heap peek when idle)
+SYNC_TICK = 0.25  # seconds between checks of the startup sync's grace period
 
 
 def setup_logging(debug: int) -> None:
@@ -62,11 +65,14 @@ def make_ubus_client(config: Config):
 class Daemon:
     def __init__(self, config: Config):
         self.config = config
-        self.node_id = os.urandom(8)
+        self.node_id = load_node_id(config)
         self.started = time.monotonic()
         self.store = Store()
+        self.sync = StartupSync(time.monotonic, config.sync_grace,
+                                has_peers=bool(config.peers) or config.port is not None)
         self.flooder = Flooder(self.store, config.port, config.peers)
-        self.roaming = Roaming(self.store, self.node_id, self._act)
+        self.roaming = Roaming(self.store, self.node_id, self._act,
+                               syncing=not self.sync.synced)
         self.ubus = make_ubus_client(config)
         self.stations = make_station_source(config, self.ubus)
         self.clients = None  # the DHCP/RA/routes service, when interfaces are served
@@ -79,6 +85,32 @@ class Daemon:
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self.assoc_ms: collections.deque[float] = collections.deque(maxlen=100)
+        if self.clients is not None:
+            self.clients.leases.allocation_allowed = self.sync.synced
+        # The flooding layer says when a peer's whole dump is in.
+        getattr(self.flooder, "on_synced", []).append(self._dump_complete)
+
+    # -- sync before serving (startup_sync.py) -------------------------------
+
+    def _dump_complete(self, peer: object = "a peer") -> None:
+        if self.sync.dump_complete(str(peer)):
+            self._synced()
+
+    def _synced(self) -> None:
+        log.warning("store synced (%s) after %.1f s: handing out addresses",
+                    self.sync.how, self.sync.status()["seconds"])
+        self.roaming.synced()
+        if self.clients is not None:
+            self.clients.leases.allocation_allowed = True
+            if hasattr(self.clients, "synced"):
+                self.clients.synced()
+
+    async def _sync_loop(self) -> None:
+        while not self.sync.synced:
+            await asyncio.sleep(SYNC_TICK)
+            up = sum(1 for s in self.flooder.sessions if s.established)
+            if self.sync.tick(up):
+                self._synced()
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -148,9 +180,15 @@ class Daemon:
             loop.add_signal_handler(signo, self._stopping.set)
         loop.add_signal_handler(signal.SIGUSR1, self.dump)
         log.warning("starting, node id %s", self.node_id.hex())
+        if not self.sync.synced:
+            log.warning("no new addresses until the store is synced from a peer "
+                        "(at most %g s if no peer is reachable)", self.config.sync_grace)
         await self.flooder.start()
         if self.clients is not None:
             await self.clients.start()
+            if self.sync.synced and hasattr(self.clients, "synced"):
+                self.clients.synced()
+        self._spawn(self._sync_loop())
         self._spawn(self._expire_loop())
         self._spawn(self._refresh_loop())
         if self.ubus is not None:

@@ -83,12 +83,15 @@ def status(daemon: "Daemon") -> dict:
         "version": __version__,
         "node_id": daemon.node_id.hex(),
         "uptime": int(time.monotonic() - daemon.started),
+        # Sync before serving: no new address until this says synced.
+        "sync": daemon.sync.status(),
         "interfaces": list(daemon.config.interfaces),
         "clients": len(daemon.roaming.clients),
         "data": len(store),
         **counts,
         "roams_in": daemon.roaming.roams_in,
         "roams_out": daemon.roaming.roams_out,
+        "reclaims": daemon.roaming.reclaims,
         "peers": [{"peer": name, "state": state}
                   for name, state in sorted(daemon.flooder.peer_state.items())],
         "sessions": sum(1 for s in daemon.flooder.sessions if s.established),

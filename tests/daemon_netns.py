@@ -129,6 +129,10 @@ class Daemon:
         argv = ["env", f"PYTHONPATH={ROOT}", sys.executable, "-m", "sroamd",
                 "--ubus-socket", self.ubus.path,
                 "--station-source", "ubus" if stations else "none",
+                "--state-dir", os.path.join(lab.dir, f"state-{ns.short}"),
+                # Not about the startup sync (tests that are pass their own
+                # --sync-grace after this one): serve at once.
+                "--sync-grace", "0",
                 "-f", str(FLOOD_PORT), *args]
         self.proc = ns.spawn(argv, name="sroamd")
         wait_for(self._ready, timeout, interval=0.05, what=f"sroamd in {ns.name}")

@@ -97,7 +97,10 @@ class Node:
         self.start()
 
     def start(self) -> None:
-        args = [sys.executable, "-m", "sroamd", "-d", str(self.debug), "-f", str(self.port)]
+        # Its own state dir: the node id is kept there (never in /etc here).
+        self.state_dir = getattr(self, "state_dir", None) or tempfile.mkdtemp(prefix="sroamd-state-")
+        args = [sys.executable, "-m", "sroamd", "-d", str(self.debug), "-f", str(self.port),
+                "--state-dir", self.state_dir]
         for peer in self.peers:
             host = f"[{self.peer_host}]" if ":" in self.peer_host else self.peer_host
             args += ["-F", f"{host}:{peer}"]

@@ -175,7 +175,9 @@ class Rig:
                 "-P", PREFIX_V6, "-P", PREFIX_V4, "-f", str(FLOOD_PORT),
                 "-a", GATEWAY_V4, "--station-source", "hostapd",
                 "--hostapd-dir", ap.hostapd.ctrl_dir,
-                "--ubus-socket", os.path.join(self.lab.dir, "no-ubus.sock")]
+                "--ubus-socket", os.path.join(self.lab.dir, "no-ubus.sock"),
+                # kept across restarts of this AP's sroamd: its node id
+                "--state-dir", os.path.join(self.lab.dir, f"state-{ap.name}")]
         for dns in DNS:
             argv += ["-N", dns]
         for other in self.aps:

@@ -55,7 +55,8 @@ async def test_daemon_follows_hostapd_kicks_and_answers_status(sock):
     log = tempfile.TemporaryFile()
     daemon = subprocess.Popen(
         [sys.executable, "-m", "sroamd", "-d", "2", "-f", str(port), "--station-source", "ubus",
-         "--ubus-socket", sock, "-P", "192.0.2.0/24", IFNAME], cwd=REPO, stderr=log)
+         "--ubus-socket", sock, "-P", "192.0.2.0/24", "--state-dir", os.path.dirname(sock),
+         "--sync-grace", "0", IFNAME], cwd=REPO, stderr=log)
     loop = asyncio.get_running_loop()
     observer = None
     try:

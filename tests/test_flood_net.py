@@ -103,15 +103,17 @@ def test_restarted_node_gets_the_whole_store_back(network, peers):
     assert everyone_has([peers(a)], late.key, late.value, timeout=15)
 
 
-@pytest.mark.parametrize("case", ["tie", "longer_time_wins"])
+@pytest.mark.parametrize("case", ["same_times", "times_do_not_matter"])
 def test_conflicting_halves_converge_after_join(network, peers, case):
+    """The greater value wins everywhere, whatever the remaining times (which
+    transit delays make unreliable to compare: see sroamd/store.py)."""
     a, b, c, d = network([[], [0], [], [2]])  # halves: a-b and c-d
     key = ipv4_lease_key(bytes([192, 0, 2, 99]))
     low, high = b"\x02\0\0\0\0\x01", b"\x02\0\0\0\0\x09"
-    if case == "tie":
+    if case == "same_times":
         left, right, winner = Update(key, 4, low, 600), Update(key, 4, high, 600), high
     else:
-        left, right, winner = Update(key, 4, low, 3000), Update(key, 4, high, 600), low
+        left, right, winner = Update(key, 4, low, 3000), Update(key, 4, high, 600), high
     peers(a).send(left)
     peers(d).send(right)
     watch = [peers(n) for n in (a, b, c, d)]
