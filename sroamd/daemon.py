@@ -70,7 +70,7 @@ class Daemon:
         self.store = Store()
         self.sync = StartupSync(time.monotonic, config.sync_grace,
                                 has_peers=bool(config.peers) or config.port is not None)
-        self.flooder = Flooder(self.store, config.port, config.peers)
+        self.flooder = Flooder(self.store, config.port, config.peers, config=config)
         self.roaming = Roaming(self.store, self.node_id, self._act,
                                syncing=not self.sync.synced)
         self.ubus = make_ubus_client(config)

@@ -1,35 +1,80 @@
 """Flooding the store to peers over TCP (asyncio adapter around store + wire).
 
 Every session, accepted or connected, works the same way: send our
-handshake, wait for the peer's, then send a dump of the whole store, and from
-then on every change.  A change is sent to every established session except
-the one it came from.  Conflicts are answered to the sender (see store.py),
-so both sides of a conflict converge on one value.
+handshake, wait for the peer's, then stream a dump of the whole store, and
+from then on every change.  A change is sent to every established session
+except the one it came from.  Conflicts are answered to the sender (see
+store.py), so both sides of a conflict converge on one value.
 
-Memory per session is bounded: the input buffer never holds more than one
-partial TLV, and a peer whose unsent output exceeds MAX_PENDING_OUTPUT (it
-stopped reading) is disconnected rather than buffered without limit.
+Trust (DESIGN.md 7; the decisions are in flood_policy.py):
+  * An incoming connection is admitted or refused at once, before the
+    handshake: never from the client side (a roaming interface, a served
+    prefix), only from flood_allow when it is set, at most
+    MAX_INBOUND_SESSIONS at a time.  Listening is on flood_listen only when
+    it is set.  Refusals are counted by reason and logged without flooding
+    the log (sroamd.loglimit: the first of each reason, then at most one a
+    minute, saying how many were left out).
+  * Every received Update, from any session, is validated before the store;
+    refused data are dropped, counted and not relayed, and the session goes
+    on.  A malformed TLV framing closes the session (as C sroamd does).
+  * An exception raised while a datum is merged (a store listener: routes,
+    roaming, ...) is contained: counted, logged, and the session goes on.
+
+Bounds per session: the input buffer holds at most one partial TLV, and a
+partial TLV that stays incomplete for PARTIAL_TLV_TIMEOUT closes the session;
+TCP keepalive finds dead peers; the dump is streamed with back-pressure
+(DUMP_BATCH data at a time, waiting while more than DUMP_HIGH_WATER bytes are
+unsent), so a node of any size resyncs a new peer and holds only a list of
+references per dump in progress; outside the dump, a peer whose unsent output
+exceeds MAX_PENDING_OUTPUT (it stopped reading) is disconnected rather than
+buffered without limit.  Updates for one session are gathered while a burst
+is processed and written together (TCP_NODELAY stays on).
+
+Sync (for "sync before serving"): Flooder.synced becomes True, and the
+callables in Flooder.on_synced are called once (with the peer's name), when some established
+session has received the peer's whole dump.  The protocol has no
+end-of-dump marker, so: a peer that marks its dump (this sroamd sends PadN
+markers around it, which C sroamd skips) is complete at its end marker; for
+any other peer (C sroamd), the dump is taken as complete once the session is
+established and SYNC_QUIET seconds pass without an Update from it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import socket
 import time
 
-from sroamd.config import format_peer
+from sroamd.config import Config, format_peer
+from sroamd.flood_policy import (DATA_REFUSALS, SESSION_REFUSALS, Admission, DataPolicy,
+                                 RoamingView, parse_host)
+from sroamd.loglimit import LogLimiter
 from sroamd.store import Datum, Outcome, Store
-from sroamd.wire.flood import (HANDSHAKE_BYTES, HANDSHAKE_LEN, FloodFormatError,
-                               Update, build_update, parse_handshake, parse_tlvs)
+from sroamd.wire.flood import (DUMP_BEGIN, DUMP_BEGIN_BODY, DUMP_END, DUMP_END_BODY,
+                               HANDSHAKE_BYTES, HANDSHAKE_LEN, FloodFormatError, Update,
+                               build_update, parse_handshake, parse_stream)
 
 log = logging.getLogger("sroamd.flood")
 
-MAX_PENDING_OUTPUT = 4 * 1024 * 1024  # bytes queued to one peer before we give up on it
+MAX_PENDING_OUTPUT = 4 * 1024 * 1024  # steady-state bytes queued to one peer before we give up on it
 HANDSHAKE_TIMEOUT = 30.0
+PARTIAL_TLV_TIMEOUT = 30.0  # seconds one TLV may stay incomplete
+KEEPALIVE_IDLE = 30  # seconds of silence before TCP keepalive probes start
+KEEPALIVE_INTERVAL = 10
+KEEPALIVE_COUNT = 3
+USER_TIMEOUT_MS = 60_000  # data unacknowledged this long: the peer is gone
+DUMP_BATCH = 512  # data built and written at a time
+DUMP_HIGH_WATER = 256 * 1024  # unsent bytes above which the dump waits for the peer
+DUMP_STALL_TIMEOUT = 120.0  # the dump waited this long for the peer to read: close
+SYNC_QUIET = 0.5  # seconds without an Update after which an unmarked dump is complete
+ROAMING_VIEW_TTL = 1.0  # seconds the roaming interfaces' addresses are reused
 RECONNECT_MIN = 1.0
 RECONNECT_MAX = 30.0
 READ_SIZE = 65536
+
+SESSION_CLOSES = ("partial_tlv", "output_cap", "dump_stalled", "malformed", "handshake_timeout")
 
 
 class Session:
@@ -42,33 +87,63 @@ class Session:
         self.writer = writer
         self.name = name
         self.outgoing = outgoing
-        self.established = False  # the peer's handshake is in and our dump sent
+        self.established = False  # the peer's handshake is in (our dump is under way)
+        self.dump_sent = False  # our whole dump has been handed to the socket
+        self.dump_received = False  # the peer's whole dump is in (see the module doc)
         self.since = time.monotonic()
         self.updates_in = 0
         self.updates_out = 0
+        self.refused = 0  # updates from this peer refused by the data policy
         self.closed = False
+        self._out: list[bytes] = []  # gathered output, written by _flush
+        self._flush_handle: asyncio.Handle | None = None
+        self._dump_task: asyncio.Task | None = None
+        self._partial_timer: asyncio.TimerHandle | None = None
+        self._quiet_timer: asyncio.TimerHandle | None = None
+        self._peer_marks_dump = False
+        self._last_update = 0.0
 
     def __repr__(self) -> str:
         return f"<Session {self.name}>"
 
+    # -- output ------------------------------------------------------------
+
     def send_updates(self, data: list[Datum]) -> None:
         if self.closed:
             return
-        store = self.flooder.store
         chunks = []
         for datum in data:
-            try:
-                chunks.append(build_update(Update(datum.key, datum.seqno, datum.value,
-                                                  store.remaining(datum))))
-            except FloodFormatError as e:
-                log.warning("not sending %s to %s: %s", datum.key.hex(), self.name, e)
-        self.updates_out += len(chunks)
-        self._write(b"".join(chunks))
+            tlv = self.flooder._tlv(datum)
+            if tlv is not None:
+                chunks.append(tlv)
+        if chunks:
+            self.updates_out += len(chunks)
+            self._queue(b"".join(chunks))
 
-    def _write(self, data: bytes) -> None:
-        if self.writer.transport.get_write_buffer_size() + len(data) > MAX_PENDING_OUTPUT:
+    def _queue(self, data: bytes) -> None:
+        """Output written at the end of the current burst (one send for many updates)."""
+        self._out.append(data)
+        if self._flush_handle is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._flush()
+                return
+            self._flush_handle = loop.call_soon(self._flush)
+
+    def _flush(self, capped: bool = True) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self.closed or not self._out:
+            self._out.clear()
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        if capped and self.writer.transport.get_write_buffer_size() + len(data) > MAX_PENDING_OUTPUT:
             log.warning("peer %s is not reading (over %d bytes pending): disconnecting",
                         self.name, MAX_PENDING_OUTPUT)
+            self.flooder.closes["output_cap"] += 1
             self.close()
             return
         self.writer.write(data)
@@ -76,13 +151,37 @@ class Session:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self._out.clear()
+            for timer in (self._flush_handle, self._partial_timer, self._quiet_timer):
+                if timer is not None:
+                    timer.cancel()
+            self._flush_handle = self._partial_timer = self._quiet_timer = None
             self.writer.transport.abort()
+
+    # -- the session -------------------------------------------------------
+
+    def _configure_socket(self) -> None:
+        sock = self.writer.get_extra_info("socket")
+        if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return
+        options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
+                   (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+        for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                            ("TCP_KEEPCNT", KEEPALIVE_COUNT), ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS)):
+            if hasattr(socket, name):
+                options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+        for level, option, value in options:
+            try:
+                sock.setsockopt(level, option, value)
+            except OSError as e:
+                log.debug("peer %s: setsockopt %d: %s", self.name, option, e)
+        # drain() (the dump) waits while more than this is unsent.
+        self.writer.transport.set_write_buffer_limits(high=DUMP_HIGH_WATER,
+                                                      low=DUMP_HIGH_WATER // 4)
 
     async def run(self) -> None:
         """Speak the protocol until the connection ends; never raises for peer faults."""
-        sock = self.writer.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._configure_socket()
         try:
             self.writer.write(HANDSHAKE_BYTES)
             handshake = await asyncio.wait_for(self.reader.readexactly(HANDSHAKE_LEN),
@@ -92,25 +191,19 @@ class Session:
             # Only now that the peer speaks our protocol does it get the dump
             # (upstream floods before the handshake is in).
             self.established = True
-            self.send_updates(list(self.flooder.store.live_data()))
-            buffer = bytearray()
-            while not self.closed:
-                chunk = await self.reader.read(READ_SIZE)
-                if not chunk:
-                    log.info("peer %s closed the connection", self.name)
-                    break
-                buffer += chunk
-                updates, used = parse_tlvs(buffer)
-                del buffer[:used]
-                for update in updates:
-                    self.updates_in += 1
-                    self.flooder.receive(update, self)
+            loop = asyncio.get_running_loop()
+            self._last_update = time.monotonic()
+            self._quiet_timer = loop.call_later(SYNC_QUIET, self._check_quiet)
+            self._dump_task = loop.create_task(self._send_dump())
+            await self._read_loop()
         except FloodFormatError as e:
             log.warning("peer %s sent a malformed message, closing: %s", self.name, e)
             self.flooder.malformed += 1
+            self.flooder.closes["malformed"] += 1
         except asyncio.TimeoutError:
             log.warning("peer %s sent no handshake within %.0f s, closing",
                         self.name, HANDSHAKE_TIMEOUT)
+            self.flooder.closes["handshake_timeout"] += 1
         except asyncio.IncompleteReadError:
             log.info("peer %s closed the connection before its handshake", self.name)
         except OSError as e:
@@ -118,29 +211,177 @@ class Session:
         finally:
             self.established = False
             self.close()
+            if self._dump_task is not None and not self._dump_task.done():
+                self._dump_task.cancel()
+                try:
+                    await self._dump_task
+                except (asyncio.CancelledError, Exception):
+                    pass
+
+    async def _read_loop(self) -> None:
+        buffer = bytearray()
+        loop = asyncio.get_running_loop()
+        while not self.closed:
+            chunk = await self.reader.read(READ_SIZE)
+            if not chunk:
+                if not self.closed:
+                    log.info("peer %s closed the connection", self.name)
+                return
+            buffer += chunk
+            updates, used, markers = parse_stream(buffer)
+            if used:
+                del buffer[:used]
+            if updates:
+                self._last_update = time.monotonic()
+                for update in updates:
+                    self.updates_in += 1
+                    self.flooder.receive(update, self)
+            if markers:
+                self._on_markers(markers)
+            # A partial TLV must complete within PARTIAL_TLV_TIMEOUT (a peer
+            # that progresses, however slowly, completes one now and then).
+            if not buffer or used:
+                if self._partial_timer is not None:
+                    self._partial_timer.cancel()
+                    self._partial_timer = None
+            if buffer and self._partial_timer is None and not self.closed:
+                self._partial_timer = loop.call_later(PARTIAL_TLV_TIMEOUT, self._partial_timeout)
+
+    def _partial_timeout(self) -> None:
+        self._partial_timer = None
+        self.flooder.closes["partial_tlv"] += 1
+        self.flooder.log_limited("close:partial_tlv", logging.WARNING,
+                                 "peer %s left a TLV incomplete for %.0f s, closing",
+                                 self.name, PARTIAL_TLV_TIMEOUT)
+        self.close()
+
+    # -- our dump ------------------------------------------------------------
+
+    async def _send_dump(self) -> None:
+        """The whole store, streamed: DUMP_BATCH data at a time, waiting
+        while the peer has more than DUMP_HIGH_WATER bytes unread.  Data that
+        change meanwhile are sent as they change (the session is established),
+        so the snapshot is only a list of references."""
+        store = self.flooder.store
+        try:
+            self._out.append(DUMP_BEGIN)
+            snapshot = list(store)
+            for start in range(0, len(snapshot), DUMP_BATCH):
+                chunks = []
+                for datum in snapshot[start:start + DUMP_BATCH]:
+                    if store.remaining(datum) <= 0 or store.get(datum.key) is not datum:
+                        continue  # expired or forgotten since
+                    tlv = self.flooder._tlv(datum)
+                    if tlv is not None:
+                        chunks.append(tlv)
+                self.updates_out += len(chunks)
+                self._out.extend(chunks)
+                self._flush(capped=False)
+                if self.closed:
+                    return
+                await self._wait_for_room()
+                if self.closed:
+                    return
+            del snapshot
+            self._out.append(DUMP_END)
+            self._flush(capped=False)
+            self.dump_sent = True
+            log.info("peer %s: dump sent", self.name)
+        except (ConnectionError, OSError) as e:
+            log.info("peer %s: %s", self.name, e)
+            self.close()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("peer %s: dump failed", self.name)
+            self.close()
+
+    async def _wait_for_room(self) -> None:
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() > DUMP_HIGH_WATER:
+            try:
+                await asyncio.wait_for(self.writer.drain(), DUMP_STALL_TIMEOUT)
+            except asyncio.TimeoutError:
+                log.warning("peer %s read none of our dump for %.0f s, closing",
+                            self.name, DUMP_STALL_TIMEOUT)
+                self.flooder.closes["dump_stalled"] += 1
+                self.close()
+                return
+        # Let the read loop and every other task run between batches.
+        await asyncio.sleep(0)
+
+    # -- the peer's dump -----------------------------------------------------
+
+    def _on_markers(self, markers: list[bytes]) -> None:
+        for marker in markers:
+            if marker == DUMP_BEGIN_BODY:
+                self._peer_marks_dump = True
+                if self._quiet_timer is not None:
+                    self._quiet_timer.cancel()
+                    self._quiet_timer = None
+            elif marker == DUMP_END_BODY and not self.dump_received:
+                self._dump_complete("end marker")
+
+    def _check_quiet(self) -> None:
+        self._quiet_timer = None
+        if self.closed or self.dump_received or self._peer_marks_dump:
+            return
+        wait = self._last_update + SYNC_QUIET - time.monotonic()
+        if wait > 0:
+            self._quiet_timer = asyncio.get_running_loop().call_later(wait, self._check_quiet)
+            return
+        self._dump_complete(f"{SYNC_QUIET} s without an update")
+
+    def _dump_complete(self, how: str) -> None:
+        self.dump_received = True
+        log.info("peer %s: its dump is in (%s; %d updates in %.2f s)", self.name, how,
+                 self.updates_in, time.monotonic() - self.since)
+        self.flooder._dump_received(self)
 
 
 class Flooder:
-    """Owns the listening socket, the configured peers and all sessions."""
+    """Owns the listening sockets, the configured peers and all sessions."""
 
-    def __init__(self, store: Store, listen_port: int | None,
-                 peers: list[tuple[str, int]]):
+    def __init__(self, store: Store, listen_port: int | None = None,
+                 peers: list[tuple[str, int]] = (), config: Config | None = None):
+        config = config if config is not None else Config()
         self.store = store
         self.listen_port = listen_port
-        self.peers = peers
+        self.peers = list(peers)
+        self.listen = [str(a) for a in config.flood_listen]  # empty: every address
+        self.interfaces = list(config.interfaces)
+        self.admission = Admission.from_config(config, self.peers)
+        self.data_policy = DataPolicy.from_config(config)
         self.sessions: set[Session] = set()
-        self.peer_state: dict[str, str] = {format_peer(p): "connecting" for p in peers}
+        self.peer_state: dict[str, str] = {format_peer(p): "connecting" for p in self.peers}
+        self.synced = False  # a peer's whole dump came in (module doc)
+        self.on_synced: list = []  # called once, with the peer's name, when synced
         self.malformed = 0
+        self.refused_sessions = collections.Counter({r: 0 for r in SESSION_REFUSALS})
+        self.refused_data = collections.Counter({r: 0 for r in DATA_REFUSALS})
+        self.closes = collections.Counter({r: 0 for r in SESSION_CLOSES})
+        self.times_clamped = 0
+        self.listener_errors = 0
+        self._limiters: dict[str, LogLimiter] = {}
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._view: RoamingView | None = None
+        self._view_at = 0.0
+        self._tlv_cache: tuple | None = None
         store.listeners.append(self._on_store_change)
 
     async def start(self) -> None:
+        for peer in self.admission.peers_in_served_prefixes():
+            log.warning("peer %s is inside a served prefix: its connections to us will be "
+                        "refused as from the client side (ours to it work); number the "
+                        "backbone outside the served prefixes", peer)
         if self.listen_port is not None:
             # host=None: one socket per address family, IPv4 and IPv6.
             self._server = await asyncio.start_server(
-                self._accept, host=None, port=self.listen_port, reuse_address=True)
-            log.info("listening for peers on port %d", self.listen_port)
+                self._accept, host=self.listen or None, port=self.listen_port,
+                reuse_address=True)
+            log.info("listening for peers on port %d (%s)", self.listen_port,
+                     ", ".join(self.listen) or "every address")
         for peer in self.peers:
             self._spawn(self._keep_connected(peer))
 
@@ -158,6 +399,14 @@ class Flooder:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def log_limited(self, what: str, level: int, message: str, *args, exc_info=None) -> None:
+        """Log, at most once a minute for each kind of event `what` (a fixed
+        set: reasons of refusal and closing)."""
+        limiter = self._limiters.get(what)
+        if limiter is None:
+            limiter = self._limiters[what] = LogLimiter(log)
+        limiter.log(level, message, *args, exc_info=exc_info)
+
     # -- sessions ----------------------------------------------------------
 
     async def _accept(self, reader, writer) -> None:
@@ -166,14 +415,51 @@ class Flooder:
         # cancelled at exit makes Python 3.11 log a spurious traceback).
         task = asyncio.current_task()
         self._tasks.add(task)
-        host, port = writer.get_extra_info("peername")[:2]
-        name = format_peer((host.removeprefix("::ffff:"), port))
         try:
+            peername = writer.get_extra_info("peername")
+            name = format_peer((str(parse_host(peername[0])), peername[1]))
+            reason = self._admit(writer)
+            if reason is not None:
+                self._refuse(reason, name, writer)
+                return
             await self._run_session(Session(self, reader, writer, name, outgoing=False))
         except asyncio.CancelledError:
             pass  # shutting down
         finally:
             self._tasks.discard(task)
+
+    def _admit(self, writer) -> str | None:
+        peer = writer.get_extra_info("peername")
+        local = writer.get_extra_info("sockname")
+        remote_scope = peer[3] if len(peer) > 3 else 0
+        local_scope = local[3] if len(local) > 3 else 0
+        inbound = sum(1 for s in self.sessions if not s.outgoing)
+        return self.admission.check(parse_host(local[0]), local_scope, parse_host(peer[0]),
+                                    remote_scope, self._roaming_view(), inbound)
+
+    def _refuse(self, reason: str, name: str, writer) -> None:
+        self.refused_sessions[reason] += 1
+        self.log_limited(f"session:{reason}", logging.WARNING,
+                         "refused a flooding session from %s to %s: %s", name,
+                         writer.get_extra_info("sockname")[0], describe_reason(reason))
+        writer.transport.abort()
+
+    def _roaming_view(self) -> RoamingView:
+        """The roaming interfaces' indexes and addresses, read at accept time
+        (accepts are rare; reused for ROAMING_VIEW_TTL)."""
+        if not self.interfaces:
+            return RoamingView()
+        now = time.monotonic()
+        if self._view is None or now - self._view_at > ROAMING_VIEW_TTL:
+            try:
+                self._view = read_roaming_view(self.interfaces)
+            except OSError as e:
+                self.log_limited("roaming_view", logging.WARNING,
+                                 "cannot read the roaming interfaces' addresses (%s): judging "
+                                 "sessions by the gateway address and prefixes only", e)
+                self._view = RoamingView()
+            self._view_at = now
+        return self._view
 
     async def _run_session(self, session: Session) -> None:
         self.sessions.add(session)
@@ -203,28 +489,162 @@ class Flooder:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX)
 
+    def _dump_received(self, session: Session) -> None:
+        if self.synced:
+            return
+        self.synced = True
+        log.info("synced: the whole dump of peer %s is in", session.name)
+        for callback in list(self.on_synced):
+            try:
+                callback(session.name)
+            except Exception:
+                log.exception("on_synced callback %r failed", callback)
+
     # -- data --------------------------------------------------------------
 
-    def receive(self, update: Update, session: Session) -> None:
-        outcome, datum = self.store.receive(update.key, update.seqno, update.value,
-                                            update.time, origin=session)
-        # CHANGED and CONFLICT_LOST were passed on to the other sessions by
-        # _on_store_change.  A conflict also goes back to the sender: when we
-        # won, it must adopt our value; when we lost, our echo lets a sender
-        # that decided the other way settle the disagreement.
-        if outcome in (Outcome.CONFLICT_WON, Outcome.CONFLICT_LOST):
-            session.send_updates([datum])
+    def receive(self, update: Update, session) -> None:
+        """An Update from a peer: validated, merged, answered.  Never raises."""
+        reason, remaining = self.data_policy.check(update.key, update.value, update.time,
+                                                   self.store)
+        if reason is not None:
+            self.refused_data[reason] += 1
+            if isinstance(session, Session):
+                session.refused += 1
+            self.log_limited(f"data:{reason}", logging.WARNING,
+                             "refused an update from %s: %s (key %s, value %s, time %d)",
+                             getattr(session, "name", session), describe_reason(reason),
+                             update.key.hex(), update.value.hex(), update.time)
+            return
+        if remaining != update.time:
+            self.times_clamped += 1
+            self.log_limited("data:time_clamped", logging.WARNING,
+                             "update from %s for key %s: remaining time %d cut to %d",
+                             getattr(session, "name", session), update.key.hex(), update.time,
+                             remaining)
+        try:
+            outcome, datum = self.store.receive(update.key, update.seqno, update.value,
+                                                remaining, origin=session)
+            # CHANGED and CONFLICT_LOST were passed on to the other sessions by
+            # _on_store_change.  A conflict also goes back to the sender: when we
+            # won, it must adopt our value; when we lost, our echo lets a sender
+            # that decided the other way settle the disagreement.
+            if outcome in (Outcome.CONFLICT_WON, Outcome.CONFLICT_LOST):
+                session.send_updates([datum])
+        except Exception:
+            # A listener (routes, roaming, the client service) failed on this
+            # datum: the datum is merged, the session and the others go on.
+            self.listener_errors += 1
+            self.log_limited("listener_error", logging.ERROR,
+                             "handling the update for key %s from %s failed",
+                             update.key.hex(), getattr(session, "name", session),
+                             exc_info=True)
+
+    def _tlv(self, datum: Datum) -> bytes | None:
+        """The Update TLV for datum now; the last one is reused, so that a
+        change sent to every session is built once."""
+        left = self.store.remaining(datum)
+        cached = self._tlv_cache
+        if (cached is not None and cached[0] is datum and cached[1] == datum.seqno
+                and cached[2] == left and cached[3] == datum.value):
+            return cached[4]
+        try:
+            tlv = build_update(Update(datum.key, datum.seqno, datum.value, left))
+        except FloodFormatError as e:
+            log.warning("not sending %s: %s", datum.key.hex(), e)
+            return None
+        self._tlv_cache = (datum, datum.seqno, left, datum.value, tlv)
+        return tlv
 
     def _on_store_change(self, datum: Datum, old: bytes | None, origin: object) -> None:
         for session in self.sessions:
             if session is not origin and session.established:
                 session.send_updates([datum])
 
+    # -- status --------------------------------------------------------------
+
     def status(self) -> list[dict]:
-        """Configured peers and live sessions, for status and SIGUSR1 dumps."""
+        """Live sessions, for status and SIGUSR1 dumps."""
         sessions = [{"peer": s.name, "direction": "out" if s.outgoing else "in",
                      "established": s.established, "updates_in": s.updates_in,
                      "updates_out": s.updates_out,
+                     "refused": getattr(s, "refused", 0),
+                     "dump_sent": getattr(s, "dump_sent", False),
+                     "dump_received": getattr(s, "dump_received", False),
                      "seconds": int(time.monotonic() - s.since)}
                     for s in self.sessions]
         return sessions
+
+    def counters(self) -> dict:
+        """What the flooding boundary refused, cut and closed, for `ubus call sroamd status`."""
+        return {
+            "synced": self.synced,
+            "listen": list(self.listen) or ["*"],
+            "sessions_in": sum(1 for s in self.sessions if not s.outgoing),
+            "sessions_out": sum(1 for s in self.sessions if s.outgoing),
+            "max_sessions_in": self.admission.max_inbound,
+            "refused_sessions": dict(self.refused_sessions),
+            "refused_data": dict(self.refused_data),
+            "times_clamped": self.times_clamped,
+            "listener_errors": self.listener_errors,
+            "closed_sessions": dict(self.closes),
+            "max_data": self.data_policy.max_data,
+            "max_time": self.data_policy.max_time,
+        }
+
+
+REASONS = {
+    "roaming_interface": "it came in on a roaming interface (the client side)",
+    "client_prefix": "its source is in a served prefix (the client side)",
+    "roaming_subnet": "its source is on a roaming interface's subnet (the client side)",
+    "not_allowed": "its source is not in flood_allow",
+    "too_many": "too many flooding sessions",
+    "kind": "unknown kind of key",
+    "key_length": "wrong key length for its kind",
+    "value": "value of the wrong shape",
+    "prefix": "lease outside our prefixes",
+    "store_full": "new key while the store is full (max_data)",
+}
+
+
+def describe_reason(reason: str) -> str:
+    return REASONS.get(reason, reason)
+
+
+def read_roaming_view(names: list[str]) -> RoamingView:
+    """The roaming interfaces' indexes, addresses and (global) subnets, from
+    the kernel.  Link-local subnets are left out: every interface has
+    fe80::/64; link-local connections are judged by their scope instead."""
+    import ipaddress
+
+    from sroamd.rtnl import Rtnl
+    from pyroute2.netlink.rtnl import RTM_GETADDR
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+
+    indexes = set()
+    for name in names:
+        try:
+            indexes.add(socket.if_nametoindex(name))
+        except OSError:
+            continue  # absent now
+    if not indexes:
+        return RoamingView()
+    addresses = set()
+    networks = []
+    rtnl = Rtnl()
+    try:
+        for family in (socket.AF_INET, socket.AF_INET6):
+            request = ifaddrmsg()
+            request["family"] = family
+            for msg in rtnl.dump(request, RTM_GETADDR):
+                if msg["index"] not in indexes:
+                    continue
+                text = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+                if text is None:
+                    continue
+                address = ipaddress.ip_address(text)
+                addresses.add(address)
+                if not (address.version == 6 and address.is_link_local):
+                    networks.append(ipaddress.ip_network((address, msg["prefixlen"]), strict=False))
+    finally:
+        rtnl.close()
+    return RoamingView(frozenset(indexes), frozenset(addresses), tuple(networks))

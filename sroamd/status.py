@@ -96,6 +96,9 @@ def status(daemon: "Daemon") -> dict:
                   for name, state in sorted(daemon.flooder.peer_state.items())],
         "sessions": sum(1 for s in daemon.flooder.sessions if s.established),
         "malformed_peer_messages": daemon.flooder.malformed,
+        # The flooding boundary: sessions and data refused (by reason), times
+        # cut, sessions closed for misbehaving, the store bound, sync.
+        "flood": daemon.flooder.counters(),
         # Handling of the last associations (event to routes + ARP/NA), ms.
         "assoc_ms": [round(ms, 3) for ms in daemon.assoc_ms],
     }

@@ -7,6 +7,11 @@ bytes) in each direction, then carries TLVs:
   02 len body     Update: seqno:2 time:4 keylen:1 key value (big-endian;
                   time = remaining seconds; the value fills the rest)
 Unknown TLV types are skipped by length.
+
+sroamd (this one) also marks the start and the end of the dump it sends a
+new peer with two PadN TLVs whose bodies say so (DUMP_BEGIN, DUMP_END): C
+sroamd skips PadN whatever it holds, and a peer that sees both knows when it
+has the whole dump (the protocol has no such marker otherwise).
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ TLV = Struct(
 
 MAX_BODY = 255
 
+DUMP_BEGIN_BODY = b"sroamd dump begin"
+DUMP_END_BODY = b"sroamd dump end"
+MARKERS = (DUMP_BEGIN_BODY, DUMP_END_BODY)
+
 
 class FloodFormatError(ValueError):
     """A TLV that cannot be right: the session that sent it is closed."""
@@ -60,6 +69,14 @@ def build_update(update: Update) -> bytes:
         "key": update.key, "value": update.value}})
 
 
+def build_padn(body: bytes) -> bytes:
+    return TLV.build({"type": TLV_PADN, "body": body})
+
+
+DUMP_BEGIN = build_padn(DUMP_BEGIN_BODY)
+DUMP_END = build_padn(DUMP_END_BODY)
+
+
 def parse_handshake(data: bytes) -> None:
     try:
         HANDSHAKE.parse(data[:HANDSHAKE_LEN])
@@ -74,7 +91,15 @@ def parse_tlvs(buffer: bytes | bytearray) -> tuple[list[Update], int]:
     TLV at the end is left for the next read.  Raises FloodFormatError on a
     malformed Update (the C implementation closes the session there too).
     """
+    updates, used, _markers = parse_stream(buffer)
+    return updates, used
+
+
+def parse_stream(buffer: bytes | bytearray) -> tuple[list[Update], int, list[bytes]]:
+    """parse_tlvs, and the bodies of the dump markers (DUMP_BEGIN_BODY,
+    DUMP_END_BODY) met on the way, in order."""
     updates = []
+    markers = []
     pos = 0
     end = len(buffer)
     while pos < end:
@@ -94,6 +119,10 @@ def parse_tlvs(buffer: bytes | bytearray) -> tuple[list[Update], int]:
                     f"key length {buffer[pos + 8] if length >= 7 else '?'}")
             body = UPDATE_BODY.parse(bytes(buffer[pos + 2:pos + 2 + length]))
             updates.append(Update(body.key, body.seqno, body.value, body.time))
-        # PadN and unknown TLVs: skipped by length.
+        elif tlv_type == TLV_PADN:
+            body = bytes(buffer[pos + 2:pos + 2 + length])
+            if body in MARKERS:
+                markers.append(body)
+        # Other PadN and unknown TLVs: skipped by length.
         pos += 2 + length
-    return updates, pos
+    return updates, pos, markers
