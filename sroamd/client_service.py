@@ -10,8 +10,25 @@ Owns the sockets and netlink around the sans-IO parts:
           with no ARP entry, and a relay (giaddr) is answered over UDP.
   RS/RA   a filtered packet socket receives RSs (the MAC comes from the
           frame); RAs, ARP replies and NAs leave on the send packet socket.
-  routes  /32 and /64 host routes, protocol 44, for the served clients.
-  links   interfaces missing at start, gone, or back with a new index.
+  routes  /32 and /64 host routes, protocol 44, for the served clients,
+          reconciled with the kernel when a link changes (also down and up
+          again with the same index: the kernel dropped its routes) and
+          every RECONCILE_INTERVAL seconds (routes deleted by hand).
+  links   interfaces missing at start, gone, back with a new index, down.
+
+Restarts (procd restarts sroamd on every `uci commit`) are invisible to
+clients: stop() leaves the routes in the kernel and sends no RA with router
+lifetime 0; start() adopts the proto-44 routes on our interfaces and keeps
+them until synced() (the daemon calls it once the store is synced; and at
+least ADOPT_HOLD seconds after start, so that hostapd's stations are claimed
+again first); then the routes nobody wants go.  A stop for good (SIGUSR2
+before SIGTERM: the init script's `stop`, not `restart`) withdraws the
+routes and sends the final RAs.
+
+A /64 lost to a conflict (a served client's IPv6 lease went to another
+client) is replaced at once: a new /64 and an RA that gives it together with
+the old prefix at lifetime 0.  An IPv4 address lost that way gets a NAK at
+the client's next REQUEST for it (dhcp_server.py).
 
 The roaming engine calls client_arrived(ifname, mac) and client_left(mac).
 Lease changes come from the store (store.listeners): a served client's
@@ -29,13 +46,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import signal
 import socket
 from collections import Counter
 from typing import Callable
 
 from sroamd.config import Config
 from sroamd.dhcp_server import DhcpServer
-from sroamd.leases import Leases
+from sroamd.leases import DECLINED, Leases, ipv6_prefix_text
 from sroamd.links import Link, LinkTable
 from sroamd.neighbours import announcements
 from sroamd.packet import PacketSender, RsReceiver
@@ -50,6 +68,8 @@ log = logging.getLogger("sroamd.clients")
 
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 MAX_BATCH = 64  # datagrams handled per wakeup before yielding to the loop
+RECONCILE_INTERVAL = 5.0  # seconds between checks of our routes against the kernel
+ADOPT_HOLD = 5.0  # seconds after start during which adopted routes are kept anyway
 
 
 def _route_of(key: bytes) -> tuple[bytes, int]:
@@ -66,7 +86,9 @@ class ClientService:
     def __init__(self, store: Store, config: Config, node_id: bytes, *,
                  on_client_seen: Callable[[str, bytes], None] | None = None,
                  leases: Leases | None = None,
-                 refresh_interval: float = REFRESH_INTERVAL):
+                 refresh_interval: float = REFRESH_INTERVAL,
+                 reconcile_interval: float = RECONCILE_INTERVAL,
+                 adopt_hold: float = ADOPT_HOLD):
         self.store = store
         self.config = config
         self.node_id = node_id
@@ -87,33 +109,88 @@ class ClientService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self.reconcile_interval = reconcile_interval
+        self.adopt_hold = adopt_hold
+        self._reconcile_timer: asyncio.TimerHandle | None = None
+        self._release_timer: asyncio.TimerHandle | None = None
+        self._started_at = 0.0
+        self.is_synced = False
+        self.withdraw_at_stop = False  # a stop for good (SIGUSR2): routes go, final RAs
+        self._signal = False
+        # Served clients whose /64 went to another client: MAC -> lost /64s
+        # still to be withdrawn (an RA is sent soon, with the new /64).
+        self._renumber: dict[bytes, list[bytes]] = {}
+        self._renumber_scheduled = False
+        self.renumbered = 0
 
     # -- life cycle --------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        rtnl = Rtnl()
-        self.routes = RouteManager(self.config.route_metric, rtnl)
+        self._started_at = self._loop.time()
+        rtnl = Rtnl(strict=True)
+        # The proto-44 routes already there (we restarted) are kept until synced().
+        self.routes = RouteManager(self.config.route_metric, rtnl, hold=not self.is_synced)
         self.sender = PacketSender()
         self.rs = RsReceiver()
         self._loop.add_reader(self.rs.fileno(), self._on_rs)
         self.links = LinkTable(self.config.interfaces, rtnl, self._on_link_change)
         self.links.start(self._loop)
-        self.routes.flush_stale({link.index for link in self.links.links.values()})
+        self._reconcile()
         self.store.listeners.append(self.on_store_change)
+        self._arm_reconcile()
+        try:  # (only in the main thread: not when a test runs us in another)
+            self._loop.add_signal_handler(signal.SIGUSR2, self.stop_for_good)
+            self._signal = True
+        except (ValueError, RuntimeError, NotImplementedError):
+            pass
+        if self.is_synced:
+            self._schedule_release()
+
+    def synced(self) -> None:
+        """The store is synced (the daemon says so): new addresses may be
+        handed out, and adopted routes nobody wants go (ADOPT_HOLD after
+        start at the earliest)."""
+        self.leases.allocation_allowed = True
+        if self.is_synced:
+            return
+        self.is_synced = True
+        if self._loop is not None:
+            self._schedule_release()
+        if self._renumber:
+            self._schedule_renumber()
+
+    def stop_for_good(self) -> None:
+        """The next stop is not a restart (SIGUSR2, sent by the init script's
+        `stop`): withdraw the routes and send final RAs then."""
+        if not self.withdraw_at_stop:
+            log.warning("stopping for good: routes will be withdrawn at exit")
+        self.withdraw_at_stop = True
 
     async def stop(self) -> None:
-        """Final RAs (router lifetime 0), our routes removed, sockets closed."""
+        """Sockets closed.  The routes stay in the kernel and no RA says the
+        router is gone (a restart must not disturb the clients), unless
+        stop_for_good() was called: then final RAs (router lifetime 0) and no
+        proto-44 route left on our interfaces."""
         if self._loop is None:
             return
         if self.on_store_change in self.store.listeners:
             self.store.listeners.remove(self.on_store_change)
-        if self._timer is not None:
-            self._timer.cancel()
-        infos = [info for info in map(self._link_info, self.config.interfaces) if info]
-        for ifname, frame in self.ra.final(infos):
-            self._send(ifname, frame)
-        self.routes.remove_all()
+        for timer in (self._timer, self._reconcile_timer, self._release_timer):
+            if timer is not None:
+                timer.cancel()
+        self._reconcile_timer = self._release_timer = None
+        if self._signal:
+            self._loop.remove_signal_handler(signal.SIGUSR2)
+            self._signal = False
+        if self.withdraw_at_stop:
+            infos = [info for info in map(self._link_info, self.config.interfaces) if info]
+            for ifname, frame in self.ra.final(infos):
+                self._send(ifname, frame)
+            self.routes.remove_all({link.index for link in self.links.links.values()})
+        else:
+            log.info("leaving %d routes in the kernel for the next start",
+                     self.routes.status()["installed"])
         self.links.stop(self._loop)
         self._loop.remove_reader(self.rs.fileno())
         for name in list(self.dhcp_sockets):
@@ -154,8 +231,44 @@ class ClientService:
             return
         if old is not None and old != datum.value and old in self.clients:
             self._sync_routes(old)  # the lease left that client
+            if datum.kind == IPV6_LEASE and len(datum.value) == 6 and datum.value != DECLINED:
+                # Another client has the /64 now (a conflict lost): a new one at once.
+                self._renumber.setdefault(old, []).append(datum.key[1:])
+                self._schedule_renumber()
         if datum.value in self.clients:
             self._sync_routes(datum.value)
+
+    def _schedule_renumber(self) -> None:
+        # Not from inside the store's listener call: the new lease is a store
+        # change of its own.
+        if self._loop is None:
+            self._renumber_now()
+        elif not self._renumber_scheduled:
+            self._renumber_scheduled = True
+            self._loop.call_soon(self._renumber_now)
+
+    def _renumber_now(self) -> None:
+        """Clients that lost their /64: a new one, and an RA with the old at
+        lifetime 0 (while allocation is not allowed: the old one withdrawn
+        now, the new one after synced())."""
+        self._renumber_scheduled = False
+        pending, self._renumber = self._renumber, {}
+        for mac, lost in pending.items():
+            ifname = self.clients.get(mac)
+            if ifname is None:
+                continue
+            datum = self.leases.ipv6_lease(mac)  # (the one it may have got meanwhile)
+            if datum is None and not self.leases.allocation_allowed:
+                self._renumber[mac] = []  # again once synced
+            if not lost and datum is None:
+                continue
+            frame = self.ra.renumbering(datum, self._link_info(ifname), mac, lost)
+            if frame is not None and self._send(ifname, frame):
+                self.renumbered += 1
+                log.warning("%s lost its /64 to another client: %s", _mac(mac),
+                            "given " + ipv6_prefix_text(datum.key[1:]) if datum is not None
+                            else "no new /64 yet")
+        self._arm_timer()
 
     def on_expired(self, data: list[Datum]) -> None:
         """Data that just expired (Store.expire()): routes of lapsed leases go."""
@@ -173,19 +286,50 @@ class ClientService:
         ifname = self.clients.get(mac)
         link = self.links.get(ifname) if ifname is not None else None
         wanted = set()
-        if link is not None:
+        if link is not None and link.up:
             wanted = {d.key for kind in (IPV4_LEASE, IPV6_LEASE)
                       for d in self.store.leases_of(mac, kind)}
         for key in have - wanted:
             self.routes.remove(*_route_of(key))
-        done = set()
         for key in wanted:
-            if self.routes.add(link.index, *_route_of(key), ifname=link.name):
-                done.add(key)
-        if done:
-            self.routed[mac] = done
+            # (one the kernel refuses now stays wanted: reconciles try again)
+            self.routes.add(link.index, *_route_of(key), ifname=link.name)
+        if wanted:
+            self.routed[mac] = wanted
         else:
             self.routed.pop(mac, None)
+
+    def _reconcile(self) -> None:
+        """Our routes against the kernel's (one dump): missing ones back,
+        unwanted ones gone (unless still held after a restart)."""
+        if self.routes is None or self.links is None:
+            return
+        self.routes.reconcile({link.index for link in self.links.links.values() if link.up})
+
+    def _arm_reconcile(self) -> None:
+        if self._loop is not None and self.reconcile_interval > 0:
+            self._reconcile_timer = self._loop.call_later(self.reconcile_interval,
+                                                          self._on_reconcile_timer)
+
+    def _on_reconcile_timer(self) -> None:
+        try:
+            self._reconcile()
+        except Exception:  # never stop checking
+            log.exception("route reconcile failed")
+        finally:
+            self._arm_reconcile()
+
+    def _schedule_release(self) -> None:
+        delay = self._started_at + self.adopt_hold - self._loop.time()
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+        self._release_timer = self._loop.call_later(max(0.0, delay), self._release_routes)
+
+    def _release_routes(self) -> None:
+        self._release_timer = None
+        if self.routes is not None and self.routes.holding:
+            self.routes.release()
+            self._reconcile()
 
     # -- links -------------------------------------------------------------
 
@@ -193,8 +337,13 @@ class ClientService:
         if old is not None and (new is None or new.index != old.index):
             self.routes.forget_interface(old.index)
             self._close_dhcp_socket(name)
+        elif old is not None and (not new.up or not old.up or old == new):
+            # Down, or up again (maybe both since the last look): the kernel
+            # dropped the interface's routes.
+            self.routes.forget_interface(old.index)
         if new is not None:
             self.leases.reserve_ipv4(new.ipv4)
+            self.leases.reserve_ipv6(new.ipv6)
             if name not in self.dhcp_sockets:
                 self._open_dhcp_socket(name)
             if old is None or old.index != new.index:
@@ -205,6 +354,7 @@ class ClientService:
         for mac, ifname in list(self.clients.items()):
             if ifname == name:
                 self._sync_routes(mac)
+        self._reconcile()
 
     def _open_dhcp_socket(self, name: str) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
@@ -340,6 +490,9 @@ class ClientService:
             "dhcp": self.dhcp.status(),
             "ra": self.ra.status(),
             "routes": self.routes.status() if self.routes else {},
+            "leases": self.leases.status(),
+            "synced": self.is_synced,
+            "renumbered": self.renumbered,
             "announcements": self.announced,
             "send_errors": dict(self.send_errors),
         }

@@ -12,8 +12,15 @@
       lease extended) every REFRESH_INTERVAL, well before its lifetimes end
       (upstream never refreshes, so a client staying longer than the prefix
       lifetime lost its address).  One heap of deadlines, no task per client.
-  shutdown -> an RA with router lifetime 0 (multicast, and unicast to each
-      served client).
+  renumbering -> a served client whose /64 went to another client (a
+      conflict lost) gets an RA with the old prefix at valid and preferred
+      lifetime 0 and its new /64.  (RFC 4862 5.5.3 e: a host keeps an
+      address whose remaining valid lifetime is under two hours when an
+      unauthenticated RA says 0, so the old address stays valid but
+      deprecated: new connections use the new /64 at once.)
+  stop for good -> an RA with router lifetime 0 (multicast, and unicast to
+      each served client).  Not on a restart: the clients would drop their
+      default route for nothing.
 """
 
 from __future__ import annotations
@@ -95,6 +102,9 @@ class RouterAdvertiser:
             return self._drop(mac, "no_link_local")
         datum = self.leases.ipv6_lease(mac)
         if datum is None:
+            if not self.leases.allocation_allowed:
+                # Not synced yet: no new /64 (no reply; the client asks again).
+                return self._drop(mac, "not_synced")
             return self._drop(mac, "no_prefix")
         ip_dst = ALL_NODES if frame.ip_src == UNSPECIFIED else frame.ip_src
         if mac in self.clients:
@@ -102,16 +112,32 @@ class RouterAdvertiser:
         self.sent["solicited"] += 1
         return RsOutcome(mac, self.advertisement(datum, link, mac, ip_dst))
 
-    def advertisement(self, lease: Datum, link: LinkInfo, mac: bytes,
-                      ip_dst: bytes = ALL_NODES) -> bytes:
-        """The RA frame that gives the client its /64 (lease) for its remaining time."""
-        valid = self.store.remaining(lease)
-        options = NdOptions(
-            source_lladdr=link.mac,
-            prefixes=[PrefixInfo(lease.key[1:] + bytes(8), 64, valid, valid * 2 // 3)],
-            rdnss_lifetime=valid, rdnss=self.dns)
-        return icmpv6.build_frame(icmpv6.build_ra(min(valid, MAX_ROUTER_LIFETIME), options),
+    def advertisement(self, lease: Datum | None, link: LinkInfo, mac: bytes,
+                      ip_dst: bytes = ALL_NODES, withdrawn: list[bytes] = ()) -> bytes:
+        """The RA frame that gives the client its /64 (lease) for its remaining
+        time, and withdraws the /64s in withdrawn (8 bytes each: lifetimes 0)."""
+        prefixes = [PrefixInfo(prefix64 + bytes(8), 64, 0, 0) for prefix64 in withdrawn]
+        if lease is not None:
+            valid = self.store.remaining(lease)
+            prefixes.append(PrefixInfo(lease.key[1:] + bytes(8), 64, valid, valid * 2 // 3))
+            options = NdOptions(source_lladdr=link.mac, prefixes=prefixes,
+                                rdnss_lifetime=valid, rdnss=self.dns)
+            router_lifetime = min(valid, MAX_ROUTER_LIFETIME)
+        else:  # (no /64 to give now: still the router)
+            options = NdOptions(source_lladdr=link.mac, prefixes=prefixes)
+            router_lifetime = min(IPV6_LEASE_TIME, MAX_ROUTER_LIFETIME)
+        return icmpv6.build_frame(icmpv6.build_ra(router_lifetime, options),
                                   link.mac, mac, link.link_local, ip_dst)
+
+    def renumbering(self, lease: Datum | None, link: LinkInfo | None, mac: bytes,
+                    lost: list[bytes]) -> bytes | None:
+        """The RA for a client whose /64s in lost went to another client:
+        those at lifetime 0, and its new /64 (lease; None if it has none yet).
+        None if the link is not usable now."""
+        if link is None or link.link_local is None:
+            return None
+        self.sent["renumbering"] += 1
+        return self.advertisement(lease, link, mac, withdrawn=lost)
 
     # -- the refresh schedule ----------------------------------------------
 
@@ -165,10 +191,11 @@ class RouterAdvertiser:
                 out.append((ifname, frame))
         return out
 
-    # -- shutdown ----------------------------------------------------------
+    # -- stop for good ----------------------------------------------------
 
     def final(self, links: list[LinkInfo]) -> list[tuple[str, bytes]]:
-        """RAs with router lifetime 0: to all nodes on each link, and to each client."""
+        """RAs with router lifetime 0: to all nodes on each link, and to each
+        client (a stop for good only, never a restart)."""
         out = []
         by_name = {}
         for link in links:

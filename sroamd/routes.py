@@ -4,11 +4,29 @@ Babel redistributes routes of protocol 44 (`redistribute proto 44 allow`),
 which is how the domain learns where a client is.  Each route points at the
 roaming interface the client is on, with metric config.route_metric.
 
-A route that cannot be installed is logged as an error and counted, never
-ignored.  The usual cause is EEXIST: babeld already installed a route to the
-same prefix with the same metric (its route towards the client's previous
-AP); run babeld with 'kernel-priority 256' so that its routes never clash
-with ours (DESIGN.md 6).  The caller retries on the client's next renewal.
+The kernel is the truth, not a cache of what we once installed: the routes
+of an interface vanish when it goes down (even if it comes back up with the
+same index), and anyone may delete a route by hand.  So the manager keeps
+what it *wants* (add/remove) apart from what it last *saw* in the kernel,
+and reconcile() compares the two with one netlink dump of the proto-44
+routes (filtered by the kernel where it can: Linux 4.20+), re-adding wanted
+routes that are missing and removing proto-44 routes on our interfaces that
+nobody wants.  The client service calls it when a link changes and every
+few seconds.
+
+Restarts: procd restarts sroamd on every `uci commit`.  The routes stay in
+the kernel when sroamd stops (clients keep being routed here), and at start
+the proto-44 routes found on our interfaces are adopted: kept, even when
+nothing wants them yet (hold), until the store is synced and the clients are
+known again (release()); only then is the rest removed.  remove_all() is for
+a stop for good.
+
+A route that cannot be installed is logged as an error (once, until it
+succeeds) and counted, never ignored, and tried again at each reconcile.
+The usual cause is EEXIST: babeld already installed a route to the same
+prefix with the same metric (its route towards the client's previous AP);
+run babeld with 'kernel-priority 256' so that its routes never clash with
+ours (DESIGN.md 6).  Once babeld's route goes, ours gets in.
 
 Note: the kernel turns an IPv6 route metric of 0 into 1024.
 
@@ -36,6 +54,10 @@ PROTO_SROAMD = 44
 RT_TABLE_MAIN = 254
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
 RTN_UNICAST = 1
+# Offset of rtm_protocol in a route message (after the 16-byte netlink header).
+_PROTOCOL_OFFSET = 16 + 5
+
+Key = tuple[bytes, int]  # (address: 4 or 16 bytes, prefix length)
 
 
 def _family(address: bytes) -> int:
@@ -46,15 +68,147 @@ def route_text(address: bytes, prefixlen: int) -> str:
     return f"{socket.inet_ntop(_family(address), address)}/{prefixlen}"
 
 
+def _ours_raw(data: bytes, offset: int) -> bool:
+    """A route of protocol 44 (looked at before decoding)."""
+    return len(data) > offset + _PROTOCOL_OFFSET and \
+        data[offset + _PROTOCOL_OFFSET] == PROTO_SROAMD
+
+
 class RouteManager:
-    def __init__(self, metric: int, rtnl: Rtnl | None = None):
+    def __init__(self, metric: int, rtnl: Rtnl | None = None, hold: bool = False):
         self.metric = metric
-        self.rtnl = rtnl or Rtnl()
-        # (address bytes, prefixlen) -> ifindex, for the routes we installed.
-        self.installed: dict[tuple[bytes, int], int] = {}
+        self.rtnl = rtnl or Rtnl(strict=True)
+        # What the client service wants: (address, prefixlen) -> (ifindex, ifname).
+        self.wanted: dict[Key, tuple[int, str]] = {}
+        # Proto-44 routes on our interfaces as last seen in (or done to) the
+        # kernel: (address, prefixlen) -> {(ifindex, metric)}.
+        self.present: dict[Key, set[tuple[int, int]]] = {}
+        # Keep proto-44 routes nobody wants (adopted at start) until release().
+        self.holding = hold
+        self.held = 0  # how many such routes the last reconcile kept
+        self.failing: set[Key] = set()  # wanted, but the kernel refused them
         self.added = 0
         self.removed = 0
+        self.repaired = 0  # wanted routes found missing and put back
+        self.reconciles = 0
         self.failures: Counter[str] = Counter()  # errno name -> count
+
+    # -- what is wanted ----------------------------------------------------
+
+    def add(self, ifindex: int, address: bytes, prefixlen: int, ifname: str = "") -> bool:
+        """Want the route on ifindex (moving it if it was on another interface)
+        and install it; True if it is in place."""
+        key = (address, prefixlen)
+        self.wanted[key] = (ifindex, ifname)
+        return self._install(key)
+
+    def remove(self, address: bytes, prefixlen: int) -> bool:
+        """Want no route to the prefix any more; True if one was removed."""
+        key = (address, prefixlen)
+        self.wanted.pop(key, None)
+        self.failing.discard(key)
+        removed = False
+        for ifindex, metric in self.present.pop(key, ()):
+            removed |= self._delete(address, prefixlen, ifindex, metric)
+        return removed
+
+    def release(self) -> None:
+        """The store is synced: routes nobody wants go at the next reconcile."""
+        self.holding = False
+
+    def forget_interface(self, ifindex: int) -> None:
+        """The interface went away or down: the kernel dropped its routes already."""
+        for key in list(self.present):
+            routes = self.present[key]
+            routes -= {r for r in routes if r[0] == ifindex}
+            if not routes:
+                del self.present[key]
+
+    # -- the kernel --------------------------------------------------------
+
+    def reconcile(self, ifindexes: set[int]) -> bool:
+        """Make the kernel's proto-44 routes on these interfaces (those that
+        are up) what is wanted; False if the routes could not be listed."""
+        kernel = self._dump(ifindexes)
+        if kernel is None:
+            return False
+        self.reconciles += 1
+        self.present = kernel
+        held = 0
+        for key, routes in list(kernel.items()):
+            want = self.wanted.get(key)
+            ours = (want[0], self._metric_of(key[0])) if want is not None else None
+            if ours in routes:
+                self.failing.discard(key)  # (it got in after all, e.g. by hand)
+            for ifindex, metric in list(routes):
+                if (ifindex, metric) == ours:
+                    continue
+                if self.holding:
+                    held += 1
+                    continue
+                log.info("removing unwanted route %s dev %d proto %d metric %d",
+                         route_text(*key), ifindex, PROTO_SROAMD, metric)
+                self._delete(key[0], key[1], ifindex, metric)
+                routes.discard((ifindex, metric))
+            if not routes:
+                del kernel[key]
+        if held != self.held and self.holding:
+            log.warning("keeping %d proto-%d routes found in the kernel (from before a restart)"
+                        " until the store is synced", held, PROTO_SROAMD)
+        self.held = held
+        for key, (ifindex, ifname) in list(self.wanted.items()):
+            if ifindex not in ifindexes or \
+                    (ifindex, self._metric_of(key[0])) in kernel.get(key, ()):
+                continue
+            if key not in self.failing:
+                log.warning("route %s dev %s was missing from the kernel (interface down and up,"
+                            " or deleted by hand?): adding it again", route_text(*key),
+                            ifname or ifindex)
+                if self._install(key):
+                    self.repaired += 1
+            else:
+                self._install(key)  # refused before (EEXIST...): try again, quietly
+        return True
+
+    def remove_all(self, ifindexes: set[int]) -> None:
+        """Stop for good: no proto-44 route left on these interfaces."""
+        self.wanted.clear()
+        self.failing.clear()
+        self.holding = False
+        if not self.reconcile(ifindexes):
+            for key in list(self.present):
+                self.remove(*key)
+
+    def _dump(self, ifindexes: set[int]) -> dict[Key, set[tuple[int, int]]] | None:
+        out: dict[Key, set[tuple[int, int]]] = {}
+        for family in (socket.AF_INET, socket.AF_INET6):
+            request = rtmsg()
+            request["family"] = family
+            if self.rtnl.strict:  # the kernel sends only these
+                request["proto"] = PROTO_SROAMD
+                request["table"] = RT_TABLE_MAIN
+            try:
+                routes = self.rtnl.dump(request, RTM_GETROUTE, keep=_ours_raw)
+            except OSError as e:
+                log.error("cannot list routes: %s", e)
+                return None
+            for route in routes:
+                if route["proto"] != PROTO_SROAMD:
+                    continue
+                table = route.get_attr("RTA_TABLE") or route["table"]
+                ifindex = route.get_attr("RTA_OIF")
+                dst = route.get_attr("RTA_DST")
+                if table != RT_TABLE_MAIN or ifindex not in ifindexes or dst is None:
+                    continue
+                key = (socket.inet_pton(family, dst), route["dst_len"])
+                out.setdefault(key, set()).add((ifindex, route.get_attr("RTA_PRIORITY") or 0))
+        return out
+
+    def _metric_of(self, address: bytes) -> int:
+        """Our metric as the kernel shows it (IPv6: 0 becomes 1024)."""
+        if len(address) == 16 and self.metric == 0:
+            return 1024
+        return self.metric
 
     def _message(self, address: bytes, prefixlen: int, ifindex: int,
                  metric: int | None = None):
@@ -71,40 +225,47 @@ class RouteManager:
                         ("RTA_PRIORITY", self.metric if metric is None else metric)]
         return msg
 
-    def add(self, ifindex: int, address: bytes, prefixlen: int, ifname: str = "") -> bool:
-        """Install the route (moving it if we had it on another interface);
-        True if it is in place."""
-        key = (address, prefixlen)
-        if self.installed.get(key) == ifindex:
+    def _install(self, key: Key) -> bool:
+        ifindex, ifname = self.wanted[key]
+        address, prefixlen = key
+        routes = self.present.setdefault(key, set())
+        metric = self._metric_of(address)
+        if (ifindex, metric) in routes:
             return True
-        if key in self.installed:
-            self.remove(address, prefixlen)
+        for other in [r for r in routes if r[1] == metric]:
+            # Ours on another interface: moving.
+            self._delete(address, prefixlen, *other)
+            routes.discard(other)
         try:
             self.rtnl.request(self._message(address, prefixlen, ifindex), RTM_NEWROUTE,
                               NLM_F_CREATE | NLM_F_EXCL)
         except OSError as e:
-            name = errno.errorcode.get(e.errno, str(e.errno))
-            self.failures[name] += 1
-            hint = ""
-            if e.errno == errno.EEXIST:
-                hint = (" (another route to the same prefix with the same metric exists:"
-                        " babeld's? run babeld with 'kernel-priority 256', or change"
-                        " --route-metric)")
-            log.error("cannot install route %s dev %s proto %d metric %d: %s%s",
-                      route_text(address, prefixlen), ifname or ifindex, PROTO_SROAMD,
-                      self.metric, e.strerror or e, hint)
+            if not routes:
+                del self.present[key]
+            if key not in self.failing:
+                self.failing.add(key)
+                name = errno.errorcode.get(e.errno, str(e.errno))
+                self.failures[name] += 1
+                hint = ""
+                if e.errno == errno.EEXIST:
+                    hint = (" (another route to the same prefix with the same metric exists:"
+                            " babeld's? run babeld with 'kernel-priority 256', or change"
+                            " --route-metric)")
+                log.error("cannot install route %s dev %s proto %d metric %d: %s%s"
+                          " (will try again)", route_text(address, prefixlen), ifname or ifindex,
+                          PROTO_SROAMD, self.metric, e.strerror or e, hint)
             return False
-        self.installed[key] = ifindex
+        if key in self.failing:
+            self.failing.discard(key)
+            log.warning("route %s dev %s installed now", route_text(address, prefixlen),
+                        ifname or ifindex)
+        routes.add((ifindex, metric))
         self.added += 1
         return True
 
-    def remove(self, address: bytes, prefixlen: int) -> bool:
-        """Remove our route to the prefix; True if one was removed."""
-        ifindex = self.installed.pop((address, prefixlen), None)
-        if ifindex is None:
-            return False
+    def _delete(self, address: bytes, prefixlen: int, ifindex: int, metric: int) -> bool:
         try:
-            self.rtnl.request(self._message(address, prefixlen, ifindex), RTM_DELROUTE)
+            self.rtnl.request(self._message(address, prefixlen, ifindex, metric), RTM_DELROUTE)
         except OSError as e:
             if e.errno not in (errno.ESRCH, errno.ENODEV):  # already gone with its link
                 self.failures["remove_" + errno.errorcode.get(e.errno, str(e.errno))] += 1
@@ -114,52 +275,14 @@ class RouteManager:
         self.removed += 1
         return True
 
-    def forget_interface(self, ifindex: int) -> None:
-        """The interface went away: the kernel dropped its routes already."""
-        for key in [k for k, i in self.installed.items() if i == ifindex]:
-            del self.installed[key]
-
-    def flush_stale(self, ifindexes: set[int]) -> int:
-        """Remove proto-44 routes on these interfaces that we did not install
-        (left behind by a crashed instance); returns how many."""
-        count = 0
-        for family in (socket.AF_INET, socket.AF_INET6):
-            request = rtmsg()
-            request["family"] = family
-            try:
-                routes = self.rtnl.dump(request, RTM_GETROUTE)
-            except OSError as e:
-                log.error("cannot list routes: %s", e)
-                continue
-            for route in routes:
-                if route["proto"] != PROTO_SROAMD or route.get_attr("RTA_OIF") not in ifindexes:
-                    continue
-                dst = route.get_attr("RTA_DST")
-                if dst is None:
-                    continue
-                address = socket.inet_pton(family, dst)
-                if self.installed.get((address, route["dst_len"])) is not None:
-                    continue
-                stale = self._message(address, route["dst_len"], route.get_attr("RTA_OIF"),
-                                      route.get_attr("RTA_PRIORITY") or 0)
-                try:
-                    self.rtnl.request(stale, RTM_DELROUTE)
-                    count += 1
-                except OSError as e:
-                    log.error("cannot remove stale route %s: %s",
-                              route_text(address, route["dst_len"]), e.strerror or e)
-        if count:
-            log.warning("removed %d stale proto-%d routes (from an earlier run)",
-                        count, PROTO_SROAMD)
-        return count
-
-    def remove_all(self) -> None:
-        for address, prefixlen in list(self.installed):
-            self.remove(address, prefixlen)
-
     def close(self) -> None:
         self.rtnl.close()
 
     def status(self) -> dict:
-        return {"installed": len(self.installed), "added": self.added,
-                "removed": self.removed, "failures": dict(self.failures)}
+        return {"installed": sum(1 for key, (ifindex, _) in self.wanted.items()
+                                 if (ifindex, self._metric_of(key[0]))
+                                 in self.present.get(key, ())),
+                "wanted": len(self.wanted), "failing": len(self.failing),
+                "held": self.held if self.holding else 0,
+                "added": self.added, "removed": self.removed, "repaired": self.repaired,
+                "reconciles": self.reconciles, "failures": dict(self.failures)}

@@ -58,6 +58,10 @@ from pyroute2.netlink import (NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,  # noqa: E40
                               NLMSG_DONE, NLMSG_ERROR, nlmsgerr)
 
 RCVBUF = 1 << 20
+SOL_NETLINK = 270
+# Linux 4.20+: dump requests are checked strictly, and their header and
+# attributes filter what the kernel sends (e.g. routes of one protocol).
+NETLINK_GET_STRICT_CHK = 12
 
 
 class RtnlError(OSError):
@@ -65,7 +69,10 @@ class RtnlError(OSError):
 
 
 class Rtnl:
-    def __init__(self, groups: int = 0):
+    def __init__(self, groups: int = 0, strict: bool = False):
+        """groups: multicast groups to receive notifications of; strict: ask
+        the kernel to filter dumps by the request (self.strict says whether
+        it can: older kernels send everything, so callers filter anyway)."""
         self.sock = socket.socket(socket.AF_NETLINK,
                                   socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
                                   socket.NETLINK_ROUTE)
@@ -75,6 +82,13 @@ class Rtnl:
         except OSError:
             self.sock.close()
             raise
+        self.strict = False
+        if strict:
+            try:
+                self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
+                self.strict = True
+            except OSError:
+                pass
         self.seq = 0
         # message type -> pyroute2 class to decode it with; others are skipped
         self.decoders = {NLMSG_ERROR: nlmsgerr}
@@ -104,14 +118,16 @@ class Rtnl:
                 return
         raise RtnlError(errno.EIO, "no acknowledgement from the kernel")
 
-    def dump(self, msg, msg_type: int) -> list:
+    def dump(self, msg, msg_type: int, keep=None) -> list:
         """All the objects of a dump request (RTM_GETROUTE, RTM_GETADDR...),
         decoded with the class of the request (the answers are RTM_NEW*,
-        i.e. msg_type - 2)."""
+        i.e. msg_type - 2).  keep(data, offset): whether to decode the
+        object at offset of the datagram (a cheap look at the raw bytes;
+        the others are skipped)."""
         self.decoders[msg_type - 2] = type(msg)
         seq = self._send(msg, msg_type, NLM_F_REQUEST | NLM_F_DUMP)
         out = []
-        for reply in self._replies(seq):
+        for reply in self._replies(seq, keep):
             kind = reply["header"]["type"]
             if kind == NLMSG_DONE:
                 return out
@@ -121,14 +137,14 @@ class Rtnl:
             out.append(reply)
         raise RtnlError(errno.EIO, "dump ended early")
 
-    def _replies(self, seq: int):
+    def _replies(self, seq: int, keep=None):
         """Parsed messages answering seq, until none is queued."""
         while True:
             try:
                 data = self.sock.recv(RCVBUF)
             except BlockingIOError:
                 return
-            for reply in self.parse(data):
+            for reply in self.parse(data, keep):
                 if reply["header"]["sequence_number"] == seq:
                     yield reply
 
@@ -150,9 +166,10 @@ class Rtnl:
                 raise
             out.extend(self.parse(data))
 
-    def parse(self, data: bytes) -> list:
+    def parse(self, data: bytes, keep=None) -> list:
         """The messages in a datagram, decoded by self.decoders (NLMSG_DONE
-        and unknown types as bare headers)."""
+        and unknown types as bare headers, with their bytes in "raw");
+        keep(data, offset) may skip objects without decoding them."""
         out = []
         offset = 0
         while offset + 16 <= len(data):
@@ -161,14 +178,18 @@ class Rtnl:
             if length < 16 or offset + length > len(data):
                 break
             decoder = self.decoders.get(kind)
-            if decoder is not None:
+            if decoder is not None and kind >= 16 and keep is not None \
+                    and not keep(data, offset):
+                pass  # an object the caller does not want
+            elif decoder is not None:
                 msg = decoder(data[offset:offset + length])
                 msg.decode()
+                out.append(msg)
             else:
-                msg = {"header": {"type": kind, "length": length,
-                                  "sequence_number": int.from_bytes(
-                                      data[offset + 8:offset + 12], sys.byteorder)}}
-            out.append(msg)
+                out.append({"header": {"type": kind, "length": length,
+                                       "sequence_number": int.from_bytes(
+                                           data[offset + 8:offset + 12], sys.byteorder)},
+                            "raw": data[offset:offset + length]})
             offset += (length + 3) & ~3
         return out
 

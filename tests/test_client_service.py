@@ -155,3 +155,60 @@ def test_choose_link_local_prefers_the_shared_address():
     assert choose_link_local([own, LL], MAC) == LL
     assert choose_link_local([own], MAC) == own
     assert choose_link_local([], MAC) is None
+
+
+def prefixes_of(frame):
+    """(prefix, valid, preferred) of each prefix option of an RA frame."""
+    from sroamd.wire import icmpv6
+    parsed = icmpv6.parse_frame(frame)
+    assert parsed.type == icmpv6.ROUTER_ADVERTISEMENT and parsed.checksum_ok
+    return [(p.prefix[:8], p.valid_lifetime, p.preferred_lifetime)
+            for p in icmpv6.options_of(parsed.body).prefixes]
+
+
+def test_64_lost_to_a_conflict_is_replaced_at_once(service):
+    s = service
+    s.client_arrived("wl0", A)
+    old = s.leases.ipv6_lease(A)
+    lost = old.key[1:]
+    assert (lost + bytes(8), 64) in s.routes.table
+    s.sender.sent.clear()
+    # A peer's datum gives A's /64 to B (a conflict A lost).
+    s.store.receive(old.key, old.seqno + 1, B, 3600)
+    assert (lost + bytes(8), 64) not in s.routes.table
+    new = s.store.lease_of(A, 1)
+    assert new is not None and new.key != old.key
+    assert (new.key[1:] + bytes(8), 64) in s.routes.table
+    [(ifname, frame)] = s.sender.sent
+    assert ifname == "wl0" and frame[:6] == A
+    assert prefixes_of(frame) == [(lost, 0, 0), (new.key[1:], 3600, 2400)]
+    assert s.status()["renumbered"] == 1 and s.ra.sent["renumbering"] == 1
+
+
+def test_64_lost_before_sync_is_withdrawn_and_replaced_once_synced(service):
+    s = service
+    s.client_arrived("wl0", A)
+    old = s.leases.ipv6_lease(A)
+    s.leases.allocation_allowed = False
+    s.sender.sent.clear()
+    s.store.receive(old.key, old.seqno + 1, B, 3600)
+    [(_, frame)] = s.sender.sent  # the old /64 withdrawn now, no new one yet
+    assert prefixes_of(frame) == [(old.key[1:], 0, 0)]
+    assert s.store.lease_of(A, 1) is None and s.leases.deferred == {"ipv6": 1}
+    s.synced()
+    new = s.store.lease_of(A, 1)
+    assert new is not None and s.leases.allocation_allowed
+    [_, (_, frame)] = s.sender.sent
+    assert prefixes_of(frame) == [(new.key[1:], 3600, 2400)]
+
+
+def test_no_renumbering_for_releases_or_clients_not_served(service):
+    s = service
+    s.client_arrived("wl0", A)
+    datum = s.leases.ipv6_lease(A)
+    s.leases.release_ipv6(A, datum.key[1:])  # released: no new /64 pushed on it
+    other = s.leases.ipv6_lease(B)  # B is not served here
+    s.sender.sent.clear()
+    s.store.receive(other.key, other.seqno + 1, bytes.fromhex("020000000003"), 3600)
+    assert s.sender.sent == [] and s.renumbered == 0
+    assert s.store.lease_of(A, 1) is None

@@ -47,7 +47,8 @@ def netns():
                      ["link", "add", "wl0", "type", "veth", "peer", "name", "wl1"],
                      ["link", "set", "wl0", "up"], ["link", "set", "wl1", "up"],
                      ["addr", "add", "192.0.2.1/24", "dev", "wl0"],
-                     ["addr", "add", "fe80::44/64", "dev", "wl0", "nodad"]):
+                     ["addr", "add", "fe80::44/64", "dev", "wl0", "nodad"],
+                     ["addr", "add", "2001:db8:4444:1::1/64", "dev", "wl0", "nodad"]):
             subprocess.run(["ip", "-n", name, *args], check=True)
         yield name
     finally:
@@ -65,6 +66,10 @@ def test_routes_with_pyroute2(netns, which):
     out = json.loads(cp.stdout.strip().splitlines()[-1])
     if which != "system":
         assert out["version"] == OLD_VERSION
+    # Linux 4.20+ filters the dump of routes by protocol itself.
+    assert out["strict"] is True
+    # Adopted at start (held), removed once released; babeld's route is not ours.
+    assert out["held"] == 1 and "192.0.2.99 dev wl0" in out["held_table"]
     assert out["stale_removed"] == 1
     assert out["add_v4"] and out["add_v4_again"] and out["add_v6"]
     assert "192.0.2.77 dev wl0" in out["table_v4"]
@@ -75,11 +80,19 @@ def test_routes_with_pyroute2(netns, which):
     assert out["status"]["failures"] == {"EEXIST": 1}
     assert "EEXIST" in cp.stderr and "kernel-priority 256" in cp.stderr
     assert "proto babel" in out["babel_route_kept"]
+    # A route deleted by hand is put back by the next reconcile, once; the
+    # clashing route is tried again quietly (logged once).
+    assert out["repaired"] == 1 and out["repair_adds"] == 1
+    assert out["second_reconcile_adds"] == 1
+    assert "2001:db8:4444:7::/64 dev wl0" in out["table_v6_repaired"]
+    assert cp.stderr.count("cannot install route 192.0.2.88/32") == 1
     assert out["remove_v4"] is True and out["remove_v4_again"] is False
+    # remove_all (a stop for good) leaves no proto-44 route on the interface.
     assert out["after_v4"] == "" and out["after_v6"] == ""
-    # The link table (index, MAC, addresses; the shared link-local preferred).
+    # The link table (index, MAC, state, addresses; the shared link-local preferred).
     link = out["link"]
     assert link["name"] == "wl0" and link["old"] is None and link["index"] > 0
+    assert link["up"] is True and link["ipv6"] == ["2001:db8:4444:1::1"]
     assert link["ipv4"] == ["192.0.2.1"] and link["link_local"] == "fe80::44"
     # Only the message classes were loaded until pyroute2's top level was used.
     assert out["pyroute2_modules"] < 20
