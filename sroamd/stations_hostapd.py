@@ -11,8 +11,15 @@ hostapd emits AP-STA-CONNECTED when a station becomes *authorized* (at once
 on an open network, after 802.1X/WPA otherwise) and AP-STA-DISCONNECTED when
 it stops being so.  The station table listed by STA-FIRST/STA-NEXT also
 holds stations that are not (or no longer) authorized, e.g. for a few
-seconds after a deauthentication, so enumeration reports only stations with
-the [AUTHORIZED] flag, to match the events.
+seconds after a deauthentication, and a station whose 802.1X/WPA failed, so
+enumeration reports only stations with the [AUTHORIZED] flag, to match the
+events.  Nothing else hostapd says (e.g. an association alone) claims.
+
+One bad event never stops the source: an exception from on_event, or from
+the handling of one message, is contained (counted in
+``status()["event_errors"]``, logged at most once a minute) and the source
+goes on; so is an unexpected failure of one interface's connection, which
+is attached again like a hostapd that went away.
 
 Parsing is pure (functions of bytes, no I/O) and tested without sockets; the
 asyncio part below keeps one connected socket per interface, no threads.
@@ -29,7 +36,7 @@ import socket
 import tempfile
 from typing import Callable, Iterable, NamedTuple
 
-from .stations import StationEvent
+from .stations import Containment, StationEvent
 
 log = logging.getLogger(__name__)
 
@@ -261,10 +268,11 @@ class HostapdStationSource:
     `await run(on_event)` runs until cancelled; it calls on_event (a plain
     function) with a StationEvent for every station that becomes
     authorized (associated=True) or stops being so (False).  On every
-    (re)attachment it first reports the stations hostapd has (True), and
-    those it reported before that hostapd no longer has (False), e.g. after
-    hostapd restarted.  An exception from on_event ends run() with that
-    exception.
+    (re)attachment it first reports the stations hostapd has authorized
+    (True), and those it reported before that hostapd no longer has (False),
+    e.g. after hostapd restarted.  An exception from on_event is contained
+    (counted and logged, see stations.Containment): the next events are
+    reported all the same.
 
     An interface whose socket is missing (hostapd not started yet) is
     retried with exponential backoff.  A hostapd that stops (it says
@@ -293,6 +301,12 @@ class HostapdStationSource:
         # Stations reported as associated, per interface (to report those
         # that vanished while we were not attached).
         self._present: dict[str, set[bytes]] = {i: set() for i in self.ifnames}
+        self.errors = Containment(log)
+
+    def status(self) -> dict:
+        return {"source": "hostapd", "event_errors": self.errors.failures,
+                "stations": sum(len(s) for s in self._present.values()),
+                "attached": sum(1 for i in self.ifnames if self.attached(i))}
 
     def attached(self, ifname: str) -> bool:
         """Whether hostapd on ifname currently sends us its events."""
@@ -306,8 +320,8 @@ class HostapdStationSource:
         try:
             if not tasks:
                 await asyncio.Event().wait()
-            # The tasks only end by raising (a bug, or from on_event):
-            # re-raise that very exception rather than an ExceptionGroup.
+            # The tasks only end by raising (a bug): re-raise that very
+            # exception rather than an ExceptionGroup.
             done, _ = await asyncio.wait(
                 tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -354,6 +368,8 @@ class HostapdStationSource:
                 say("hostapd control socket %s: %s; trying again", ctrl_path,
                     e)
                 say = log.debug
+            except Exception as e:  # a bug: this connection ends, not the source
+                self.errors.failed(f"following hostapd on {ifname}", e)
             finally:
                 if ctrl is not None:
                     if self._ctrl.get(ifname) is ctrl:
@@ -372,10 +388,10 @@ class HostapdStationSource:
         known = self._present[ifname]
         for mac in sorted(known.difference(present)):
             known.discard(mac)
-            on_event(StationEvent(ifname, mac, False))
+            self.errors.deliver(on_event, StationEvent(ifname, mac, False))
         for mac in present:
             known.add(mac)
-            on_event(StationEvent(ifname, mac, True))
+            self.errors.deliver(on_event, StationEvent(ifname, mac, True))
 
     async def _enumerate(self, ctrl: _Ctrl) -> dict[bytes, None]:
         """hostapd's authorized stations, in its order (a dict as an
@@ -409,11 +425,15 @@ class HostapdStationSource:
                 continue
             if isinstance(item, BaseException):
                 raise item
-            event = parse_event(ifname, item)
+            try:
+                event = parse_event(ifname, item)
+            except Exception as e:  # parse_event returns None on garbage
+                self.errors.failed(f"parsing {item[:80]!r} from {ifname}", e)
+                continue
             if event is None:
                 continue
             if event.associated:
                 known.add(event.mac)
             else:
                 known.discard(event.mac)
-            on_event(event)
+            self.errors.deliver(on_event, event)

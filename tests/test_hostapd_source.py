@@ -278,6 +278,77 @@ def test_hostapd_frozen(lab):
     assert local_sockets(lab) == []
 
 
+def test_failed_8021x_is_never_reported(lab):
+    """A station that hostapd knows (EAPOL-Start, EAP) but that fails
+    802.1X (wrong password) is reported neither by an event nor by the
+    enumeration on attaching; one that succeeds next to it is."""
+    ap = lab.access_point("ap1")
+    hapd = lab.hostapd(ap)
+    good = lab.client("c1", ap)
+    bad = lab.client("c2", ap)
+
+    async def main():
+        run = Running(source_for(lab, hapd))
+        await run.until_attached("wl0")
+        with hapd.monitor() as mon:
+            lab.wpa_supplicant(bad, password="wrong")
+            mon.wait_event(f"CTRL-EVENT-EAP-FAILURE", timeout=10)
+        assert bad.mac in hapd.all_sta() and not hapd.authorized(bad.mac)
+        lab.wpa_supplicant(good)
+        assert await run.next(8) == StationEvent("wl0", mac(good), True)
+        await run.quiet(0.5)
+        await run.stop()
+        # Attaching again: the enumeration lists the failed one unauthorized.
+        assert bad.mac in hapd.all_sta()
+        run = Running(source_for(lab, hapd))
+        assert await run.next(2) == StationEvent("wl0", mac(good), True)
+        await run.quiet(0.5)
+        await run.stop()
+
+    asyncio.run(main())
+
+
+def test_on_event_raising_once_keeps_the_source_going(lab):
+    """on_event raises for the first station (as a malformed lease once made
+    routes.py raise into the source, which then stopped with DETACH): the
+    source stays attached and the next station is reported."""
+    ap = lab.access_point("ap1")
+    hapd = lab.hostapd(ap)
+    c1 = lab.client("c1", ap)
+    c2 = lab.client("c2", ap)
+
+    async def main():
+        source = source_for(lab, hapd)
+        queue = asyncio.Queue()
+        raised = []
+
+        def on_event(event):
+            if not raised:
+                raised.append(event)
+                raise ValueError("bad lease key")
+            queue.put_nowait(event)
+
+        task = asyncio.create_task(source.run(on_event))
+        deadline = time.monotonic() + 5
+        while not source.attached("wl0"):
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.02)
+        lab.wpa_supplicant(c1)
+        deadline = time.monotonic() + 8
+        while not raised:
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.02)
+        assert raised == [StationEvent("wl0", mac(c1), True)]
+        lab.wpa_supplicant(c2)
+        assert await asyncio.wait_for(queue.get(), 8) == StationEvent("wl0", mac(c2), True)
+        assert source.attached("wl0") and not task.done()
+        assert source.status()["event_errors"] == 1
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+
+
 # -- enumeration logic against a scripted control connection (no hostapd) --
 
 A, B = "02:00:5e:10:00:0a", "02:00:5e:10:00:0b"
@@ -405,8 +476,8 @@ def test_fake_event_after_snapshot_wins(tmp_path):
 
 
 def test_fake_kick_and_on_event_error(tmp_path):
-    """kick sends DEAUTHENTICATE; an exception from on_event ends run()
-    with that very exception, and the sockets are cleaned up."""
+    """kick sends DEAUTHENTICATE; an exception from on_event is contained:
+    counted, and the source goes on with the next events."""
     async def main():
         transport, fake = await fake_hostapd(tmp_path / "wl0", [A, B])
         source = HostapdStationSource(["wl0"], str(tmp_path),
@@ -423,13 +494,42 @@ def test_fake_kick_and_on_event_error(tmp_path):
             while len(events) < 2:
                 await asyncio.sleep(0.01)
         await source.kick("wl0", parse_mac(A))
-        with pytest.raises(KeyError):
-            await asyncio.wait_for(task, 1)
+        await source.kick("wl0", parse_mac(B))
+        async with asyncio.timeout(2):
+            while len(events) < 4:
+                await asyncio.sleep(0.01)
         assert events == [StationEvent("wl0", parse_mac(A), True),
                           StationEvent("wl0", parse_mac(B), True),
-                          StationEvent("wl0", parse_mac(A), False)]
-        assert fake.stations == [B]
+                          StationEvent("wl0", parse_mac(A), False),
+                          StationEvent("wl0", parse_mac(B), False)]
+        assert not task.done() and source.attached("wl0")
+        assert source.status()["event_errors"] == 2
+        assert fake.stations == []
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
         transport.close()
 
     asyncio.run(main())
     assert sorted(os.listdir(tmp_path)) == ["wl0"]
+
+
+def test_fake_garbage_events_are_skipped(tmp_path):
+    """Events that are not station events, or malformed, change nothing."""
+    async def main():
+        transport, fake = await fake_hostapd(
+            tmp_path / "wl0", [A],
+            {f"STA-NEXT {A}": ["AP-STA-CONNECTED", "AP-STA-CONNECTED 02:00",
+                               "AP-STA-DISCONNECTED zz:00:5e:10:00:0a",
+                               "\xff\xfe garbage", f"AP-STA-POSSIBLE-PSK-MISMATCH {B}",
+                               f"AP-STA-CONNECTED {B}"]})
+        source = HostapdStationSource(["wl0"], str(tmp_path),
+                                      local_dir=str(tmp_path))
+        run = Running(source)
+        assert await run.next(1) == StationEvent("wl0", parse_mac(A), True)
+        assert await run.next(1) == StationEvent("wl0", parse_mac(B), True)
+        await run.quiet(0.2)
+        assert source.status()["event_errors"] == 0
+        await run.stop()
+        transport.close()
+
+    asyncio.run(main())
