@@ -89,7 +89,8 @@ MAX_DELIVERIES = 30000  # per schedule: a flood that never stops is cut here
 SYNC_TICK = 0.25  # as the daemon
 LEASE_MACS = 64
 EMPTY = frozenset()
-INVARIANTS = ("quiescence", "identical", "single_holder", "lost", "expiry", "roaming")
+INVARIANTS = ("quiescence", "identical", "single_holder", "lost", "expiry", "roaming", "kick")
+REUSE_TOLERANCE = 2.0  # s: rounding to whole seconds on a few hops
 
 IPV4_PREFIX = ipaddress.IPv4Network("192.0.2.0/28")
 IPV6_PREFIX = ipaddress.IPv6Network("2001:db8:4444::/60")
@@ -115,13 +116,27 @@ def build_update(update: "wire.Update") -> bytes:
     return data
 
 
-def parse_tlvs(data: bytes):
+def parse_stream(data: bytes):
+    """(updates, dump markers met) in data, as the real Session's read loop
+    sees them (parse_stream, or parse_tlvs for code without dump markers)."""
     result = _parsed.get(data)
     if result is None:
         if len(_parsed) > 100000:
             _parsed.clear()
-        result = _parsed[data] = wire.parse_tlvs(data)
+        if hasattr(wire, "parse_stream"):
+            updates, _, markers = wire.parse_stream(data)
+        else:
+            updates, _ = wire.parse_tlvs(data)
+            markers = []
+        result = _parsed[data] = (updates, markers)
     return result
+
+
+# The dump markers (PadN TLVs around a dump), if the code has them.
+DUMP_BEGIN = getattr(wire, "DUMP_BEGIN", b"")
+DUMP_END = getattr(wire, "DUMP_END", b"")
+DUMP_END_BODY = getattr(wire, "DUMP_END_BODY", None)
+FLOODER_TAKES_CONFIG = "config" in inspect.signature(flood_mod.Flooder).parameters
 
 
 # -- discrete events -------------------------------------------------------
@@ -281,7 +296,7 @@ def make_schedule(seed: int) -> Schedule:
         # Data from outside (a C sroamd peer): a few keys, some with seqnos
         # exactly 0x8000 apart on two nodes.
         for k in range(rng.randint(1, 3)):
-            key = store_mod.ipv4_lease_key(bytes([198, 51, 100, k + 1]))
+            key = store_mod.ipv4_lease_key(bytes([192, 0, 2, 14 - k]))
             seqno = rng.randrange(0x10000)
             lifetime = rng.choice([10, 60, 600])
             t = when(0, duration * 0.7)
@@ -310,13 +325,15 @@ class Write:
     expires: float  # simulated time
     supersedes: frozenset  # ids of the writes its node knew of (causal past)
     reached: bool = False  # another node (or incarnation) learned of it
+    ack: bool = False  # a DHCP ACK: the client holds the address until expires
 
 
 class SimSession:
     """One end of a simulated flooding connection: what Flooder uses of a Session."""
 
     __slots__ = ("net", "node", "conn", "end", "peer", "name", "outgoing", "established",
-                 "closed", "since", "updates_in", "updates_out", "uid", "__weakref__")
+                 "closed", "since", "updates_in", "updates_out", "refused", "dump_sent",
+                 "dump_received", "uid", "__weakref__")
 
     def __init__(self, net: "Net", node: "Node", conn: "Conn", end: int, name: str):
         self.net = net
@@ -331,6 +348,9 @@ class SimSession:
         self.since = net.sim.now
         self.updates_in = 0
         self.updates_out = 0
+        self.refused = 0
+        self.dump_sent = False
+        self.dump_received = False
         self.uid = next(net.uids)
 
     # Deterministic set order in Flooder.sessions (the default hash is the
@@ -344,13 +364,13 @@ class SimSession:
     def __repr__(self) -> str:
         return f"<SimSession {self.name}>"
 
-    def send_updates(self, data) -> None:
+    def send_updates(self, data, begin: bytes = b"", end: bytes = b"") -> None:
         if self.closed:
             return
         node = self.node
         store = node.store
         net = self.net
-        chunks = []
+        chunks = [begin]
         knowledge = []
         for datum in data:
             remaining = store.remaining(datum)
@@ -361,15 +381,33 @@ class SimSession:
                 continue
             knowledge.append(node.knowledge.get(datum.key, EMPTY))
             net.on_send(self, datum, remaining)
-        if chunks:
-            self.updates_out += len(chunks)
-            net.transmit(self, "data", b"".join(chunks), knowledge)
+        self.updates_out += len(knowledge)
+        chunks.append(end)
+        payload = b"".join(chunks)
+        if payload:
+            net.transmit(self, "data", payload, knowledge)
 
     def close(self) -> None:
         """The flooding code gives up on the peer: a reset of the connection."""
         if not self.closed:
             self.net.trace_line(f"{self.node.name} closes {self.name}")
             self.net.reset(self.conn.link, "closed")
+
+
+class ForeignPeer:
+    """A peer outside the simulation (a C sroamd) whose updates are injected;
+    what the node sends back to it is dropped."""
+
+    established = True
+    closed = False
+    name = "foreign"
+    updates_in = updates_out = refused = 0
+
+    def send_updates(self, data) -> None:
+        pass
+
+
+FOREIGN = ForeignPeer()
 
 
 class Conn:
@@ -439,7 +477,10 @@ class Node:
         self.sync = None
         if StartupSync is not None:
             self.sync = StartupSync(self.clock, net.config.sync_grace, has_peers=True)
-        self.flooder = flood_mod.Flooder(store, None, [])
+        if FLOODER_TAKES_CONFIG:  # (validates what it receives against the config)
+            self.flooder = flood_mod.Flooder(store, None, [], net.config)
+        else:
+            self.flooder = flood_mod.Flooder(store, None, [])
         roaming_args = {}
         if self.sync is not None and ROAMING_SYNCING:
             roaming_args["syncing"] = not self.sync.synced
@@ -489,8 +530,8 @@ class Node:
             self.net.kicked(self, action.mac)
 
     def _on_change(self, datum, old, origin) -> None:
-        if origin is None:
-            self.net.record_write(self, datum)
+        if origin is None or origin is FOREIGN:
+            self.net.record_write(self, datum, old)
 
     def expire(self) -> None:
         self.store.expire()
@@ -569,6 +610,7 @@ class Net:
         self.last_delivery = 0.0
         self.last_external = 0.0
         self.kicks_present: list[str] = []
+        self.reuses: list[str] = []
         self.zombies: list[str] = []
         self.expired_sends = 0
         self.cut = False
@@ -577,9 +619,11 @@ class Net:
         if schedule.tolerance is not None:
             self.tolerance = schedule.tolerance
         else:
-            # transit over any simple path, a refresh too small to be news,
-            # whole-second rounding
-            self.tolerance = max(1, schedule.nodes - 1) * self.max_delay + gain + 2.0
+            # Transit over any simple path; twice the refresh the store
+            # keeps to itself (an extension too small to be news at the
+            # origin, and an announced one too small to be news at a node
+            # that got a later copy first); whole-second rounding.
+            self.tolerance = (max(1, schedule.nodes - 1) * self.max_delay + 2 * gain + 2.0)
 
     # -- tracing -----------------------------------------------------------
 
@@ -589,19 +633,54 @@ class Net:
 
     # -- writes and what each node knows of them ----------------------------
 
-    def record_write(self, node: Node, datum) -> None:
+    def record_write(self, node: Node, datum, old: bytes | None = None,
+                     ack_until: float | None = None) -> Write:
         now = self.sim.now
         key = datum.key
         known = node.knowledge.get(key, EMPTY)
+        if (ack_until is None and old != datum.value and len(datum.value) == 6
+                and datum.value != leases_mod.DECLINED and store_mod.is_lease_key(key)):
+            self.check_reuse(node, key, datum.value, known)
         write = Write(next(self.write_ids), node.index, node.incarnation, now, key, datum.seqno,
-                      datum.value, datum.expires - node.offset, known)
+                      datum.value, datum.expires - node.offset if ack_until is None
+                      else ack_until, known, ack=ack_until is not None)
         node.knowledge[key] = known | {write.id}
         self.writes.setdefault(key, []).append(write)
         self.write_by_id[write.id] = write
         if write.expires > self.max_expiry.get(key, -1.0):
             self.max_expiry[key] = write.expires
-        self.trace_line(f"{node.name} writes {fmt_key(key)} s={datum.seqno} "
-                        f"v={datum.value.hex() or '-'} for {datum.expires - node.clock():.1f}s")
+        if ack_until is None:
+            self.trace_line(f"{node.name} writes {fmt_key(key)} s={datum.seqno} "
+                            f"v={datum.value.hex() or '-'} for "
+                            f"{datum.expires - node.clock():.1f}s")
+        return write
+
+    def check_reuse(self, node: Node, key: bytes, mac: bytes, known: frozenset) -> None:
+        """A new holder for an address: no client ACKed for it (that this
+        node knows of) may still hold it, unless it gave it back or lost it
+        to a concurrent allocation."""
+        now = self.sim.now
+        for wid in known:
+            ack = self.write_by_id[wid]
+            if not ack.ack or ack.value == mac or ack.expires <= now + REUSE_TOLERANCE:
+                continue
+            ended = False
+            for oid in known:
+                other = self.write_by_id[oid]
+                if other.value == ack.value:
+                    continue
+                if other.time >= ack.time and (other.value in (leases_mod.RELEASED,
+                                                               leases_mod.DECLINED)):
+                    ended = True  # released or declined since
+                elif ack.id not in other.supersedes and other.id not in ack.supersedes:
+                    ended = True  # a concurrent allocation: one of them loses
+                if ended:
+                    break
+            if not ended and len(self.reuses) < 5:
+                self.reuses.append(
+                    f"{node.name} gives {fmt_key(key)} to {mac.hex()} at {now:.1f} while "
+                    f"{ack.value.hex()} holds it until {ack.expires:.1f} (ACKed by "
+                    f"{self.nodes[ack.node].name} at {ack.time:.1f})")
 
     def learn(self, node: Node, key: bytes, ids: frozenset) -> None:
         known = node.knowledge.get(key, EMPTY)
@@ -673,13 +752,13 @@ class Net:
             session.established = True
             self._send_dump(session)
             return
-        if kind == "dump_end":
+        if kind == "dump_end":  # code without dump markers: told directly
             self._dump_received(session)
             return
         self.deliveries += 1
         self.last_delivery = self.sim.now
         node.expire()
-        updates, used = parse_tlvs(payload)
+        updates, markers = parse_stream(payload)
         flooder = node.flooder
         for update, ids in zip(updates, knowledge):
             if session.closed:
@@ -690,22 +769,30 @@ class Net:
             self.learn(node, update.key, ids)
             session.updates_in += 1
             flooder.receive(update, session)
+        if DUMP_END_BODY in markers and not session.closed and not session.dump_received:
+            self._dump_received(session)
 
     def _send_dump(self, session: SimSession) -> None:
-        # As Session.run: once the peer's handshake is in, the whole store.
+        # As Session.run: once the peer's handshake is in, the whole store
+        # (what has not expired), between the dump markers.
         node = session.node
         node.expire()
-        session.send_updates(list(node.store.live_data()))
-        # How the receiving flooder learns that the dump is complete is the
-        # flooding layer's business; the simulation tells it directly.
-        self.transmit(session, "dump_end", b"", ())
+        store = node.store
+        live = [d for d in store if store.remaining(d) > 0]
+        session.send_updates(live, DUMP_BEGIN, DUMP_END)
+        session.dump_sent = True
+        if not DUMP_END:
+            # No markers in this code: the simulation tells the receiver.
+            self.transmit(session, "dump_end", b"", ())
 
     def _dump_received(self, session: SimSession) -> None:
-        node = session.node
-        callbacks = getattr(node.flooder, "on_synced", None)
-        if callbacks:
-            for callback in list(callbacks):
-                callback(session.name)
+        session.dump_received = True
+        flooder = session.node.flooder
+        if hasattr(flooder, "_dump_received"):
+            flooder._dump_received(session)  # what Session does at the end marker
+            return
+        for callback in list(getattr(flooder, "on_synced", ())):
+            callback(session.name)
 
     def on_send(self, session: SimSession, datum, remaining: int) -> None:
         self.updates_sent += 1
@@ -865,6 +952,7 @@ class Net:
             if other is not datum:
                 leases.release_ipv4(station.mac, other.key[1:])
         station.address = address
+        self.record_write(node, datum, ack_until=self.sim.now + self.schedule.lease_time)
         self.trace_line(f"{node.name}: ACK {station.mac.hex()} {fmt_addr(address)}")
 
     def op_offer_only(self, s) -> None:
@@ -914,7 +1002,9 @@ class Net:
         node = self.nodes[where]
         if node.up:
             node.expire()
-            node.store.receive(key, seqno, value, lifetime, origin=None)
+            self.trace_line(f"foreign->{node.name} {fmt_key(key)} s={seqno} v={value.hex()} "
+                            f"t={lifetime}")
+            node.flooder.receive(wire.Update(key, seqno, value, lifetime), FOREIGN)
 
     def op_put(self, where: int, key: bytes, value: bytes, lifetime: float) -> None:
         self.last_external = self.sim.now
@@ -1013,7 +1103,9 @@ class Net:
             for text in self.zombies:
                 result.fail("expiry", text)
         for text in self.kicks_present:
-            result.fail("roaming", text)
+            result.fail("kick", text)
+        for text in self.reuses:
+            result.fail("single_holder", text)
         result.trace = self.trace
         return result
 
@@ -1090,6 +1182,8 @@ class Net:
                                             f"{self.nodes[w.node].name} at {w.time:.1f}"
                                             for w in relevant))
                     continue
+                if not store_mod.is_lease_key(key):
+                    continue  # (claims are refreshed by their holder: their value matters)
                 wanted = max(w.expires for w in relevant if w.value == value)
                 if expires < wanted - tol:
                     result.fail("lost", f"{node.name} holds {fmt_key(key)} until {expires:.1f}, "
