@@ -530,8 +530,10 @@ class Node:
             self.net.kicked(self, action.mac)
 
     def _on_change(self, datum, old, origin) -> None:
-        if origin is None or origin is FOREIGN:
+        if origin is None:
             self.net.record_write(self, datum, old)
+        elif origin is FOREIGN:
+            self.net.record_write(self, datum, old, foreign=True)
 
     def expire(self) -> None:
         self.store.expire()
@@ -634,10 +636,19 @@ class Net:
     # -- writes and what each node knows of them ----------------------------
 
     def record_write(self, node: Node, datum, old: bytes | None = None,
-                     ack_until: float | None = None) -> Write:
+                     ack_until: float | None = None, foreign: bool = False) -> Write:
         now = self.sim.now
         key = datum.key
         known = node.knowledge.get(key, EMPTY)
+        if foreign:
+            # written by a peer outside that knew nothing of ours: concurrent
+            write = Write(next(self.write_ids), node.index, node.incarnation, now, key,
+                          datum.seqno, datum.value, datum.expires - node.offset, EMPTY)
+            node.knowledge[key] = known | {write.id}
+            self.writes.setdefault(key, []).append(write)
+            self.write_by_id[write.id] = write
+            self.max_expiry[key] = max(write.expires, self.max_expiry.get(key, -1.0))
+            return write
         if (ack_until is None and old != datum.value and len(datum.value) == 6
                 and datum.value != leases_mod.DECLINED and store_mod.is_lease_key(key)):
             self.check_reuse(node, key, datum.value, known)
@@ -1156,38 +1167,43 @@ class Net:
                                 f"{expires:.1f}, {expires - limit:.1f} s after its latest "
                                 "intended expiry")
 
-        # lost: the writes nothing superseded are there
+        # lost: the writes nothing superseded are there, with their value
+        # (unless a concurrent write with another value could have beaten
+        # them: a conflict, settled by the store's rules) and their expiry
         for key, writes in self.writes.items():
             superseded = set()
             for write in writes:
                 superseded |= write.supersedes
-            relevant = [w for w in writes if w.id not in superseded and w.expires > now + tol
-                        and (w.reached or self.nodes[w.node].incarnation == w.incarnation)]
-            if not relevant:
-                continue
-            values = {w.value for w in relevant}
-            for node, h in zip(nodes, held):
-                got = h.get(key)
-                if got is None:
-                    w = relevant[0]
-                    result.fail("lost", f"{node.name} lacks {fmt_key(key)}: written by "
-                                f"{self.nodes[w.node].name} at {w.time:.1f} "
-                                f"(s={w.seqno} v={w.value.hex() or '-'} until {w.expires:.1f})")
+            maximal = [w for w in writes if w.id not in superseded]
+            allowed = {w.value for w in maximal}
+            for w in maximal:
+                if w.expires <= now + tol or not (
+                        w.reached or self.nodes[w.node].incarnation == w.incarnation):
                     continue
-                seqno, value, expires = got
-                if value not in values:
-                    result.fail("lost", f"{node.name} holds {fmt_key(key)} = "
-                                f"{value.hex() or '-'}, not the latest write(s) "
-                                + ", ".join(f"{w.value.hex() or '-'} by "
-                                            f"{self.nodes[w.node].name} at {w.time:.1f}"
-                                            for w in relevant))
-                    continue
-                if not store_mod.is_lease_key(key):
-                    continue  # (claims are refreshed by their holder: their value matters)
-                wanted = max(w.expires for w in relevant if w.value == value)
-                if expires < wanted - tol:
-                    result.fail("lost", f"{node.name} holds {fmt_key(key)} until {expires:.1f}, "
-                                f"written to last until {wanted:.1f}")
+                rivals = [r for r in writes if r.value != w.value and r.id not in w.supersedes
+                          and w.id not in r.supersedes]
+                for node, h in zip(nodes, held):
+                    got = h.get(key)
+                    if got is None:
+                        if not rivals:
+                            result.fail("lost", f"{node.name} lacks {fmt_key(key)}: written by "
+                                        f"{self.nodes[w.node].name} at {w.time:.1f} (s={w.seqno} "
+                                        f"v={w.value.hex() or '-'} until {w.expires:.1f})")
+                        continue
+                    seqno, value, expires = got
+                    if rivals:
+                        if value not in allowed and value not in {r.value for r in rivals}:
+                            result.fail("lost", f"{node.name} holds {fmt_key(key)} = "
+                                        f"{value.hex() or '-'}, written by nobody lately")
+                        continue
+                    if value != w.value:
+                        result.fail("lost", f"{node.name} holds {fmt_key(key)} = "
+                                    f"{value.hex() or '-'}, not {w.value.hex() or '-'} written "
+                                    f"by {self.nodes[w.node].name} at {w.time:.1f}")
+                    elif store_mod.is_lease_key(key) and expires < w.expires - tol:
+                        # (claims are refreshed by their holder: their value matters)
+                        result.fail("lost", f"{node.name} holds {fmt_key(key)} until "
+                                    f"{expires:.1f}, written to last until {w.expires:.1f}")
 
         # roaming: served where it is, and only there
         for station in itertools.chain(self.stations, self.extra_stations.values()):
