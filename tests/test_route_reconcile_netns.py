@@ -1,0 +1,102 @@
+"""Routes reconciled with the kernel, and restarts that keep them (root only).
+
+The client service runs in a scratch network namespace (tests/reconcile_probe.py,
+with `ip netns exec`), so its routes are the namespace's real kernel routing
+table, which the probe changes with `ip` as an operator or a link flap would:
+
+  * `ip link set dev wl0 down; ... up` (same ifindex: the kernel dropped the
+    routes) is repaired from the link notifications alone;
+  * `ip route del ...` is repaired by the periodic reconcile;
+  * a proto-44 route nobody wants on a roaming interface goes (one on
+    another interface, or babeld's, is never touched);
+  * a restart (stop, then a new service on an empty store) keeps the routes:
+    adopted at start, held until synced(), then only the unwanted ones go,
+    without removing and re-adding the wanted ones;
+  * a stop for good withdraws them all.
+"""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from netlab import missing_requirements
+
+pytestmark = pytest.mark.skipif(missing_requirements() is not None,
+                                reason=str(missing_requirements()))
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+A_V4 = "192.0.2.77"
+A_V6 = "2001:db8:4444:7::"
+STALE_V4 = "192.0.2.99"
+
+
+def ip(ns, *args) -> str:
+    return subprocess.run(["ip", "-n", ns, *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.fixture
+def netns():
+    name = f"sroamd-rc-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        ip(name, "link", "set", "lo", "up")
+        ip(name, "link", "add", "wl0", "type", "veth", "peer", "name", "wl1")
+        # (no IPv6 on the far end: its RSs would make it a client of ours)
+        subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw",
+                        "net.ipv6.conf.wl1.disable_ipv6=1"], check=True)
+        ip(name, "link", "set", "wl1", "up")
+        ip(name, "link", "add", "other0", "type", "veth", "peer", "name", "other1")
+        ip(name, "link", "set", "other0", "up")
+        ip(name, "link", "set", "other1", "up")
+        ip(name, "addr", "add", "192.0.2.1/24", "dev", "wl0")
+        ip(name, "link", "set", "wl0", "up")
+        ip(name, "addr", "add", "fe80::44/64", "dev", "wl0", "nodad")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def run_probe(ns: str, scenario: str) -> dict:
+    cp = subprocess.run(["ip", "netns", "exec", ns, sys.executable,
+                         os.path.join(HERE, "reconcile_probe.py"), scenario, ns],
+                        capture_output=True, text=True, timeout=60,
+                        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    return json.loads(cp.stdout.strip().splitlines()[-1])
+
+
+def test_link_flap_and_deleted_routes_are_repaired(netns):
+    out = run_probe(netns, "flap")
+    assert f"{A_V4} dev wl0" in out["before"] and f"{A_V6}/64 dev wl0" in out["before"]
+    assert out["flushed"] == ""  # the kernel's doing
+    assert out["same_index"] and out["flap_s"] < 1.5
+    assert out["delete_s"] < 2
+    assert out["stale_s"] < 2
+    assert f"{A_V4} dev wl0" in out["after"] and f"{A_V6}/64 dev wl0" in out["after"]
+    assert "192.0.2.98 dev other0" in out["after"] and STALE_V4 not in out["after"]
+    assert "proto babel" in out["babel"]
+    status = out["status"]
+    assert status["repaired"] == 2  # the two deleted by hand (the flap: re-added as such)
+    assert status["installed"] == 2 and status["failing"] == 0 and status["failures"] == {}
+
+
+def test_restart_keeps_routes_adopts_them_and_drops_only_unwanted_once_synced(netns):
+    out = run_probe(netns, "restart")
+    assert f"{A_V4} dev wl0" in out["after_stop"] and f"{A_V6}/64 dev wl0" in out["after_stop"]
+    assert out["final_ras"] == 0  # no "router gone" on a restart
+    assert out["held"] == 3  # A's two and the stale one, kept while not synced
+    assert STALE_V4 in out["while_syncing"] and A_V4 in out["while_syncing"]
+    assert out["synced_s"] < 2
+    assert f"{A_V4} dev wl0" in out["after_sync"] and f"{A_V6}/64 dev wl0" in out["after_sync"]
+    status = out["status"]
+    # A's routes were adopted, never removed and added again (no outage).
+    assert status["added"] == 0 and status["removed"] == 1 and status["held"] == 0
+    assert status["installed"] == 2
+    assert out["after_final_stop"] == ""
+    assert out["final_ras_2"] >= 1
