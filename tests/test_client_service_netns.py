@@ -235,7 +235,7 @@ def test_malformed_packets_are_dropped_and_counted(one_ap):
     assert ra_dropped == {"bad_checksum": 1, "bad_hop_limit": 1, "malformed": 1}
 
 
-def test_kernel_slaac_routes_release_and_shutdown(lab):
+def test_kernel_slaac_routes_release_restart_and_stop(lab):
     ap = make_ap(lab, "ap1")
     service = Service(lab, ap.ns)
     peer = service.peer()
@@ -263,8 +263,23 @@ def test_kernel_slaac_routes_release_and_shutdown(lab):
         return table if table.get(lease["ip"]) == "" else None
     leases = wait_for(released, 5, what="the release flooded to the peer")
     assert leases[lease["ip"]] == ""  # released: an empty value, flooded
-    # Shutdown: final RA (router lifetime 0) and no proto-44 route left.
+    # A restart (SIGTERM: procd does it on every `uci commit`) must not be
+    # seen by the client: the routes stay in the kernel and no RA says the
+    # router is gone (before: final RA with router lifetime 0, routes removed).
     service.stop()
+    assert f"{prefix64} dev wl0" in routes44(ap, "-6")
+    time.sleep(1)
+    assert "default via fe80::44" in client.ns.ip("-6", "route")
+    # The new instance adopts the routes (held until its store is synced).
+    service = Service(lab, ap.ns)
+    routes = service.status()["service"]["routes"]
+    assert routes["held"] == 1 and routes["added"] == 0
+    assert f"{prefix64} dev wl0" in routes44(ap, "-6")
+    # A stop for good (the init script's `stop`: SIGUSR2, then SIGTERM):
+    # final RA (router lifetime 0) and no proto-44 route left.
+    service.proc.signal(signal.SIGUSR2)
+    log = service.stop()
+    assert "stopping for good" in log
     assert routes44(ap) == "" and routes44(ap, "-6") == ""
     wait_for(lambda: "default via fe80::44" not in client.ns.ip("-6", "route"), 5,
              what="default route withdrawn by the final RA")
