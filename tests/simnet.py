@@ -850,13 +850,26 @@ class Net:
         if station is None or station.at != node.index:
             return  # it had left: the kick is right
         self.kicks_present.append(f"{node.name} kicked station {mac.hex()} associated with it "
-                                  f"at {self.sim.now:.1f}")
+                                  f"at {self.sim.now:.1f} ({self.why_kicked(node, mac)})")
         # The station is disconnected and associates again.
         station.kicks += 1
         station.at = None
         station.address = None
         if station.kicks <= 3:
             self.sim.after(self.rng.uniform(1, 3), self.op_assoc, station.index, node.index)
+
+    def why_kicked(self, node: Node, mac: bytes) -> str:
+        key = store_mod.association_key(mac)
+        datum = node.store.get(key)
+        own = [w for w in self.writes.get(key, ()) if w.node == node.index
+               and w.incarnation == node.incarnation and w.value == node.node_id]
+        if datum is None or not own:
+            return "no claim of its own"
+        holder = next((n.name for n in self.nodes if n.node_id == datum.value), "?")
+        if datum.seqno == own[-1].seqno:
+            return (f"its claim s={own[-1].seqno} lost to {holder}'s claim of the same seqno, "
+                    "made without knowledge of it")
+        return f"{holder}'s claim s={datum.seqno} is newer than its own s={own[-1].seqno}"
 
     def station_by_mac(self, mac: bytes) -> Station | None:
         for station in self.stations:
