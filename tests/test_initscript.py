@@ -256,3 +256,20 @@ def test_shellcheck_clean():
         done = subprocess.run(["shellcheck", "-s", shell, str(INITSCRIPT)],
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=[s[0] for s in SHELLS])
+def test_stop_asks_for_routes_withdrawn_restart_does_not(run):
+    # `stop` (and system shutdown): SIGUSR2 first, so that sroamd withdraws
+    # its routes and sends a final RA when procd's SIGTERM follows.
+    r = run(FULL, action="stop")
+    assert r.named("procd_send_signal") == [["sroamd", "*", "USR2"]]
+    names = [c[0] for c in r.calls]
+    assert names.index("procd_send_signal") < names.index("procd_kill")
+    # `restart` runs stop_service too (rc.common: stop, then start), but a
+    # restart keeps the routes: no signal.
+    r = run(FULL, action="restart")
+    assert r.named("procd_send_signal") == []
+    assert r.named("procd_kill") and r.started
+    # `reload` (procd's restart after `uci commit`) does not stop at all.
+    assert run(FULL, action="reload").named("procd_send_signal") == []
