@@ -1,5 +1,6 @@
 """The fuzzed paths by name."""
 
 from fuzzing.paths import DhcpPath, FloodPath, RsPath
+from fuzzing.paths_ubus import UbusPath
 
-PATHS = {cls.name: cls for cls in (FloodPath, DhcpPath, RsPath)}
+PATHS = {cls.name: cls for cls in (FloodPath, DhcpPath, RsPath, UbusPath)}
