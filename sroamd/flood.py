@@ -374,7 +374,8 @@ class Flooder:
         for peer in self.admission.peers_in_served_prefixes():
             log.warning("peer %s is inside a served prefix: its connections to us will be "
                         "refused as from the client side (ours to it work); number the "
-                        "backbone outside the served prefixes", peer)
+                        "backbone outside the served prefixes (or in the first /64 of the "
+                        "IPv6 prefix, which is never handed out)", peer)
         if self.listen_port is not None:
             # host=None: one socket per address family, IPv4 and IPv6.
             self._server = await asyncio.start_server(

@@ -12,7 +12,10 @@ Admission: may this TCP connection become a flooding session?
                        IPv6 link-local address whose scope is a roaming
                        interface;
     client_prefix      its source lies in a served prefix (an address a client
-                       may hold);
+                       may hold), except the first /64 of the IPv6 prefix,
+                       which is never handed out (infrastructure addresses,
+                       e.g. a peer at 2001:db8:4444::1234 for
+                       2001:db8:4444::/48);
     roaming_subnet     its source lies on a roaming interface's subnet;
     not_allowed        flood_allow is set and the source is in none of its
                        prefixes (the configured -F peers are always allowed);
@@ -84,6 +87,10 @@ class Admission:
                  allow: Iterable[Network] = (), peers: Iterable[Address] = (),
                  max_inbound: int = MAX_INBOUND_SESSIONS):
         self.served = tuple(served)
+        # Inside the served prefixes but never a client's: the first /64 of
+        # an IPv6 prefix (leases.py never hands it out).
+        self.infrastructure = tuple(
+            ipaddress.ip_network((n.network_address, 64)) for n in self.served if n.version == 6)
         self.gateway = gateway
         self.allow = tuple(allow)
         self.peers = frozenset(peers)
@@ -110,7 +117,7 @@ class Admission:
                 or (_link_local(local) and local_scope in roaming.indexes)
                 or (_link_local(remote) and remote_scope in roaming.indexes)):
             return "roaming_interface"
-        if _within(remote, self.served):
+        if _within(remote, self.served) and not _within(remote, self.infrastructure):
             return "client_prefix"
         if _within(remote, roaming.networks):
             return "roaming_subnet"
@@ -124,7 +131,8 @@ class Admission:
     def peers_in_served_prefixes(self) -> list[Address]:
         """Configured peers that the client-side rule will refuse when they
         connect to us (our own connections to them are not affected)."""
-        return sorted((p for p in self.peers if _within(p, self.served)), key=str)
+        return sorted((p for p in self.peers if _within(p, self.served)
+                       and not _within(p, self.infrastructure)), key=str)
 
 
 def _link_local(address: Address) -> bool:

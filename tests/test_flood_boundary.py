@@ -67,6 +67,7 @@ WL0 = RoamingView(indexes=frozenset({7}),
     ("2001:db8:1::1", 0, "fe80::1234", 7, "roaming_interface"),  # from a link-local of wl0
     ("198.51.100.1", 0, "192.0.2.50", 0, "client_prefix"),       # a client's address
     ("2001:db8:1::1", 0, "2001:db8:4444:97a2::5", 0, "client_prefix"),
+    ("2001:db8:1::1", 0, "2001:db8:4444::1234", 0, None),      # the first /64: never a client's
     ("198.51.100.1", 0, "10.44.0.50", 0, "roaming_subnet"),
     ("198.51.100.1", 0, "198.51.100.5", 0, None),                # the backbone
     ("fe80::1", 3, "fe80::1234", 3, None),                       # link-local on the backbone
@@ -107,8 +108,9 @@ def test_admission_from_config_and_addresses():
                     flood_allow=[NET("198.51.100.0/24")])
     policy = Admission.from_config(config, [("203.0.113.3", 1)])
     assert policy.peers == {IP("2001:db8:4444::1234"), IP("198.51.100.7"), IP("203.0.113.3")}
-    assert Admission.from_config(Config(ipv6_prefix=NET(PREFIX6), peers=config.peers)
-                                 ).peers_in_served_prefixes() == [IP("2001:db8:4444::1234")]
+    peers = [("2001:db8:4444::1234", 4444), ("2001:db8:4444:1::5", 4444)]
+    assert Admission.from_config(Config(ipv6_prefix=NET(PREFIX6), peers=peers)
+                                 ).peers_in_served_prefixes() == [IP("2001:db8:4444:1::5")]
     assert parse_host("::ffff:192.0.2.9") == IP("192.0.2.9")
     assert parse_host("fe80::44%wl0") == IP("fe80::44")
 
