@@ -2,9 +2,12 @@
 
 Owns the sockets and netlink around the sans-IO parts:
 
-  DHCP    one UDP socket per roaming interface, port 67, SO_BINDTODEVICE
-          (so other DHCP servers on the AP keep their own interfaces, and
-          unicast renewals get no ICMP port-unreachable); replies go out as
+  DHCP    one filtered packet socket per roaming interface receives DHCP
+          as whole frames (packet.DhcpReceiver), so the sender's MAC is
+          known; one UDP socket per roaming interface stays bound to port
+          67 (SO_BINDTODEVICE, so other DHCP servers on the AP keep their
+          own interfaces, and unicast renewals get no ICMP port-unreachable)
+          with a filter that drops all it would receive.  Replies go out as
           Ethernet frames on the packet socket, so a client without an
           address is reached at its MAC (unicast to yiaddr, or broadcast)
           with no ARP entry, and a relay (giaddr) is answered over UDP.
@@ -35,10 +38,40 @@ Lease changes come from the store (store.listeners): a served client's
 lease that moves to another client loses its route, a new lease of a served
 client gets one.  The daemon passes expired data to on_expired().
 
-A DHCP message or RS from a client we do not serve yet means the client is
-on that link: on_client_seen(ifname, mac) is called (the daemon wires it to
-the roaming engine, which claims the client and calls client_arrived); by
-default the client is simply served.
+Who is served.  A client is claimed on hostapd's word, or, with no station
+source, on the Ethernet source of its frames; never on anything inside a
+packet (chaddr, client id...):
+
+  with a station source (is_station given: the daemon wires it to the
+      roaming engine's table of the stations hostapd authorized here), a
+      DHCP message or RS is served only if its frame comes from a station
+      on that interface; any other is dropped and counted
+      (dhcp.dropped["not_station"], rs_dropped["not_station"]).  Packets
+      never claim: hostapd does.
+  without one (is_station None), a DHCP message (not a RELEASE or DECLINE)
+      or RS from a client we do not serve yet means the client is on that
+      link: on_client_seen(ifname, frame source) is called (the daemon wires
+      it to the roaming engine, which claims the client and calls
+      client_arrived); by default the client is simply served.
+
+A DHCP message not from a relay must name its frame's source as chaddr
+(else dhcp.dropped["chaddr_mismatch"]).  A relayed one (giaddr set) comes
+from the relay's MAC (with a station source, the relay must be a station)
+and names a client behind it, which is never claimed.
+
+State per MAC learnt from packets alone is bounded: clients served without
+a station source, and clients behind a relay, are "packet clients", at most
+max_packet_clients of them (default: the IPv4 pool, at least 256 and at most
+4096; 4096 without an IPv4 prefix).  When that many are known, a new MAC is
+not served (dropped, counted as "too_many_clients") until one of them has
+been silent for packet_idle seconds (default: the longer of the DHCP lease
+time and the IPv6 lease time, one hour by default): then it is forgotten,
+and a client served that way is given up (on_client_gone(ifname, mac), the
+roaming engine's station_disassociated; by default client_left).  A client
+staying longer must speak up: DHCP clients renew well within the lease time,
+and a client using IPv6 alone should solicit again when its prefix nears its
+end.  Offers to clients without a lease are bounded too (dhcp_server.py), so
+random MACs cannot take the whole pool with DISCOVERs.
 """
 
 from __future__ import annotations
@@ -48,20 +81,22 @@ import errno
 import logging
 import signal
 import socket
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Callable
 
 from sroamd.config import Config
 from sroamd.dhcp_server import DhcpServer
-from sroamd.leases import DECLINED, Leases, ipv6_prefix_text
+from sroamd.leases import DECLINED, IPV6_LEASE_TIME, Leases, ipv6_prefix_text
 from sroamd.links import Link, LinkTable
 from sroamd.neighbours import announcements
-from sroamd.packet import PacketSender, RsReceiver
+from sroamd.loglimit import LogLimiter
+from sroamd.packet import (DROP_ALL_FILTER, DhcpReceiver, FrameError, PacketSender, RsReceiver,
+                           attach_filter, parse_dhcp_frame)
 from sroamd.ra import REFRESH_INTERVAL, LinkInfo, RouterAdvertiser
 from sroamd.routes import RouteManager
 from sroamd.rtnl import Rtnl
 from sroamd.store import IPV4_LEASE, IPV6_LEASE, KEY_LENGTHS, Datum, Store
-from sroamd.wire.dhcp import CLIENT_PORT, SERVER_PORT
+from sroamd.wire.dhcp import CLIENT_PORT, DECLINE, RELEASE, SERVER_PORT
 from sroamd.wire.ip import ipv4_udp_frame
 
 log = logging.getLogger("sroamd.clients")
@@ -70,6 +105,17 @@ SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 MAX_BATCH = 64  # datagrams handled per wakeup before yielding to the loop
 RECONCILE_INTERVAL = 5.0  # seconds between checks of our routes against the kernel
 ADOPT_HOLD = 5.0  # seconds after start during which adopted routes are kept anyway
+MIN_PACKET_CLIENTS, MAX_PACKET_CLIENTS = 256, 4096  # bounds of the default cap
+LIMITED_BROADCAST = b"\xff" * 4
+NOT_CLAIMING = (RELEASE, DECLINE)  # DHCP messages of a client that is leaving
+
+
+def default_max_packet_clients(config: Config) -> int:
+    """The IPv4 pool, between MIN_PACKET_CLIENTS and MAX_PACKET_CLIENTS."""
+    if config.ipv4_prefix is None:
+        return MAX_PACKET_CLIENTS
+    pool = config.ipv4_prefix.num_addresses - 3
+    return max(MIN_PACKET_CLIENTS, min(MAX_PACKET_CLIENTS, pool))
 
 
 def _route_of(key: bytes) -> tuple[bytes, int]:
@@ -85,6 +131,10 @@ def _mac(mac: bytes) -> str:
 class ClientService:
     def __init__(self, store: Store, config: Config, node_id: bytes, *,
                  on_client_seen: Callable[[str, bytes], None] | None = None,
+                 is_station: Callable[[str, bytes], bool] | None = None,
+                 on_client_gone: Callable[[str, bytes], None] | None = None,
+                 max_packet_clients: int | None = None,
+                 packet_idle: float | None = None,
                  leases: Leases | None = None,
                  refresh_interval: float = REFRESH_INTERVAL,
                  reconcile_interval: float = RECONCILE_INTERVAL,
@@ -93,6 +143,19 @@ class ClientService:
         self.config = config
         self.node_id = node_id
         self.on_client_seen = on_client_seen
+        self.is_station = is_station  # None: no station source
+        self.on_client_gone = on_client_gone
+        self.max_packet_clients = (max_packet_clients if max_packet_clients is not None
+                                   else default_max_packet_clients(config))
+        self.packet_idle = (packet_idle if packet_idle is not None
+                            else max(config.lease_time, IPV6_LEASE_TIME))
+        # MACs served or leased on the word of packets alone -> when last
+        # heard from, the longest silent first.
+        self.packet_clients: OrderedDict[bytes, float] = OrderedDict()
+        self.packet_clients_expired = 0
+        self.rs_dropped: Counter[str] = Counter()
+        self._refused_log = LogLimiter(log)
+        self._sweep_timer: asyncio.TimerHandle | None = None
         self.leases = leases or Leases(store, config)
         self.dhcp = DhcpServer(config, self.leases)
         self.ra = RouterAdvertiser(config, self.leases, refresh_interval)
@@ -106,6 +169,7 @@ class ClientService:
         self.sender: PacketSender | None = None
         self.rs: RsReceiver | None = None
         self.dhcp_sockets: dict[str, socket.socket] = {}
+        self.dhcp_receivers: dict[str, DhcpReceiver] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -176,10 +240,11 @@ class ClientService:
             return
         if self.on_store_change in self.store.listeners:
             self.store.listeners.remove(self.on_store_change)
-        for timer in (self._timer, self._reconcile_timer, self._release_timer):
+        for timer in (self._timer, self._reconcile_timer, self._release_timer,
+                      self._sweep_timer):
             if timer is not None:
                 timer.cancel()
-        self._reconcile_timer = self._release_timer = None
+        self._reconcile_timer = self._release_timer = self._sweep_timer = None
         if self._signal:
             self._loop.remove_signal_handler(signal.SIGUSR2)
             self._signal = False
@@ -219,6 +284,8 @@ class ClientService:
 
     def client_left(self, mac: bytes) -> None:
         """The client is gone from here: its routes and RAs stop."""
+        if self.is_station is None:
+            self.packet_clients.pop(mac, None)  # (its place is free)
         if self.clients.pop(mac, None) is None:
             return
         self._sync_routes(mac)
@@ -357,25 +424,33 @@ class ClientService:
         self._reconcile()
 
     def _open_dhcp_socket(self, name: str) -> None:
+        """The UDP socket on port 67 (receives nothing: its filter drops all;
+        sends to relays) and the packet socket DHCP is received on."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
                              | socket.SOCK_CLOEXEC)
         try:
+            attach_filter(sock, DROP_ALL_FILTER)  # before bind: nothing ever queues
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
             sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, name.encode())
             sock.bind(("0.0.0.0", SERVER_PORT))
+            receiver = DhcpReceiver(name)
         except OSError as e:
             sock.close()
             log.error("%s: cannot listen for DHCP on port %d: %s", name, SERVER_PORT, e)
             return
         self.dhcp_sockets[name] = sock
-        self._loop.add_reader(sock.fileno(), self._on_dhcp, name, sock)
+        self.dhcp_receivers[name] = receiver
+        self._loop.add_reader(receiver.fileno(), self._on_dhcp, name, receiver)
 
     def _close_dhcp_socket(self, name: str) -> None:
         sock = self.dhcp_sockets.pop(name, None)
         if sock is not None:
-            self._loop.remove_reader(sock.fileno())
             sock.close()
+        receiver = self.dhcp_receivers.pop(name, None)
+        if receiver is not None:
+            self._loop.remove_reader(receiver.fileno())
+            receiver.close()
 
     def _server_ip(self, link: Link) -> bytes | None:
         if self.gateway is not None:
@@ -390,47 +465,160 @@ class ClientService:
 
     # -- packets in --------------------------------------------------------
 
-    def _on_dhcp(self, name: str, sock: socket.socket) -> None:
+    def _on_dhcp(self, name: str, receiver: DhcpReceiver) -> None:
         for _ in range(MAX_BATCH):
+            frame = receiver.receive()
+            if frame is None:
+                return
             try:
-                data = sock.recv(65536)
-            except BlockingIOError:
-                return
-            except OSError as e:
-                log.warning("%s: DHCP socket: %s", name, e)
-                return
-            link = self.links.get(name)
-            if link is None:
-                return
-            outcome = self.dhcp.handle(data, self._server_ip(link))
-            if outcome.mac is not None and not outcome.relayed and outcome.dropped is None:
+                self.dhcp_frame(name, frame)
+            except Exception:  # one bad message never stops the service
+                self.dhcp.count_drop("internal_error")
+                self._refused_log.log(logging.ERROR, "%s: handling a DHCP message failed",
+                                      name, exc_info=True)
+
+    def dhcp_frame(self, name: str, frame: bytes) -> None:
+        """One frame from the DHCP packet socket of interface name."""
+        link = self.links.get(name)
+        if link is None:
+            return
+        try:
+            f = parse_dhcp_frame(frame)
+        except FrameError as e:
+            self.dhcp.count_drop(e.args[0])
+            return
+        if f.eth_src[0] & 1:
+            self.dhcp.count_drop("multicast_source")
+            return
+        server_ip = self._server_ip(link)
+        if f.ip_dst != LIMITED_BROADCAST and f.ip_dst != server_ip and f.ip_dst not in link.ipv4:
+            self.dhcp.count_drop("not_for_us")  # (the kernel forwards it, if anything)
+            return
+        outcome = self.dhcp.handle(f.payload, server_ip, f.eth_src,
+                                   lambda mac, relayed, kind:
+                                   self._admit_dhcp(name, f.eth_src, mac, relayed, kind))
+        if outcome.mac is not None and outcome.dropped is None:
+            if outcome.relayed:
+                self._heard(outcome.mac)
+            elif self.is_station is None and outcome.kind not in NOT_CLAIMING:
+                self._heard(outcome.mac)
                 self._seen(name, outcome.mac)
-            reply = outcome.reply
-            if reply is None:
-                continue
-            if reply.mac_dst is None:  # to a relay, through the IP stack
-                try:
-                    sock.sendto(reply.payload, (socket.inet_ntoa(reply.ip_dst), SERVER_PORT))
-                except OSError as e:
-                    self._send_failed(name, e)
-                continue
-            self._send(name, ipv4_udp_frame(link.mac, reply.mac_dst, self._server_ip(link),
-                                            reply.ip_dst, SERVER_PORT, reply.port or CLIENT_PORT,
-                                            reply.payload))
+        reply = outcome.reply
+        if reply is None:
+            return
+        if reply.mac_dst is None:  # to a relay, through the IP stack
+            sock = self.dhcp_sockets.get(name)
+            try:
+                if sock is None:
+                    raise OSError(errno.ENOTCONN, "no UDP socket on port 67")
+                sock.sendto(reply.payload, (socket.inet_ntoa(reply.ip_dst), SERVER_PORT))
+            except OSError as e:
+                self._send_failed(name, e)
+            return
+        self._send(name, ipv4_udp_frame(link.mac, reply.mac_dst, server_ip,
+                                        reply.ip_dst, SERVER_PORT, reply.port or CLIENT_PORT,
+                                        reply.payload))
 
     def _on_rs(self) -> None:
         for ifname, data in self.rs.receive():
             if ifname not in self.dhcp_sockets and self.links.get(ifname) is None:
                 continue  # not a roaming interface
-            info = self._link_info(ifname)
-            if info is None:
-                continue
-            outcome = self.ra.handle_rs(data, info)
-            if outcome.frame is None:
-                continue
+            try:
+                self.rs_frame(ifname, data)
+            except Exception:  # one bad message never stops the service
+                self.rs_dropped["internal_error"] += 1
+                self._refused_log.log(logging.ERROR, "%s: handling an RS failed", ifname,
+                                      exc_info=True)
+
+    def rs_frame(self, ifname: str, data: bytes) -> None:
+        """One Router Solicitation frame received on ifname."""
+        info = self._link_info(ifname)
+        if info is None:
+            return
+        source = data[6:12]
+        if len(source) == 6:
+            reason = self._admit(ifname, source, source, False)
+            if reason is not None:
+                self.rs_dropped[reason] += 1
+                return
+        outcome = self.ra.handle_rs(data, info)
+        if outcome.frame is None:
+            return
+        if self.is_station is None:
+            self._heard(outcome.mac)
             self._seen(ifname, outcome.mac)
-            self._send(ifname, outcome.frame)
-            self._arm_timer()
+        self._send(ifname, outcome.frame)
+        self._arm_timer()
+
+    # -- who is served -----------------------------------------------------
+
+    def _admit_dhcp(self, ifname: str, source: bytes, mac: bytes, relayed: bool,
+                    kind: int) -> str | None:
+        if not relayed and self.is_station is None and kind in NOT_CLAIMING:
+            return None  # acts only on leases the sender holds; creates nothing
+        return self._admit(ifname, source, mac, relayed)
+
+    def _admit(self, ifname: str, source: bytes, mac: bytes, relayed: bool) -> str | None:
+        """Whether a packet from frame source `source` for client `mac` is
+        served: None, or the reason it is not."""
+        if self.is_station is not None:
+            if not self.is_station(ifname, source):
+                self._refused_log.log(logging.INFO, "%s: %s is not a station here: not served",
+                                      ifname, _mac(source))
+                return "not_station"
+            if not relayed:
+                return None
+        elif not relayed and self.clients.get(mac) == ifname:
+            return None
+        return self._packet_room(mac)
+
+    def _packet_room(self, mac: bytes) -> str | None:
+        """None if mac is a packet client, or may become one."""
+        if mac in self.packet_clients or len(self.packet_clients) < self.max_packet_clients:
+            return None
+        self._sweep()
+        if len(self.packet_clients) < self.max_packet_clients:
+            return None
+        self._refused_log.log(logging.WARNING, "%d clients served from packets alone: "
+                              "not serving %s", len(self.packet_clients), _mac(mac))
+        return "too_many_clients"
+
+    def _heard(self, mac: bytes) -> None:
+        """A packet client spoke (and was served)."""
+        self.packet_clients[mac] = self.store.clock()
+        self.packet_clients.move_to_end(mac)
+        if self._sweep_timer is None and self._loop is not None:
+            self._sweep_timer = self._loop.call_later(min(60.0, self.packet_idle / 4),
+                                                      self._on_sweep_timer)
+
+    def _sweep(self) -> None:
+        """Forget the packet clients silent for packet_idle seconds; give up
+        those served on that word alone."""
+        limit = self.store.clock() - self.packet_idle
+        while self.packet_clients:
+            mac, heard = next(iter(self.packet_clients.items()))
+            if heard > limit:
+                break
+            del self.packet_clients[mac]
+            self.packet_clients_expired += 1
+            ifname = self.clients.get(mac)
+            if self.is_station is None and ifname is not None:
+                log.info("%s: %s silent for %d s: no longer served", ifname, _mac(mac),
+                         self.packet_idle)
+                if self.on_client_gone is not None:
+                    self.on_client_gone(ifname, mac)
+                else:
+                    self.client_left(mac)
+
+    def _on_sweep_timer(self) -> None:
+        self._sweep_timer = None
+        try:
+            self._sweep()
+        except Exception:
+            log.exception("forgetting silent clients failed")
+        if self.packet_clients and self._loop is not None:
+            self._sweep_timer = self._loop.call_later(min(60.0, self.packet_idle / 4),
+                                                      self._on_sweep_timer)
 
     def _seen(self, ifname: str, mac: bytes) -> None:
         """A client talked to us on ifname: it is here."""
@@ -495,4 +683,10 @@ class ClientService:
             "renumbered": self.renumbered,
             "announcements": self.announced,
             "send_errors": dict(self.send_errors),
+            # Who is served (see the module docstring); DHCP drops are in dhcp.dropped.
+            "station_source": self.is_station is not None,
+            "rs_dropped": dict(self.rs_dropped),
+            "packet_clients": len(self.packet_clients),
+            "max_packet_clients": self.max_packet_clients,
+            "packet_clients_expired": self.packet_clients_expired,
         }

@@ -78,10 +78,17 @@ class Daemon:
         self.clients = None  # the DHCP/RA/routes service, when interfaces are served
         if config.interfaces:
             from sroamd.client_service import ClientService
-            # A DHCP message or RS from a client we do not serve means it is
-            # here (its association event may be late or lost): claim it.
-            self.clients = ClientService(self.store, config, self.node_id,
-                                         on_client_seen=self.roaming.station_associated)
+            # With a station source, only hostapd's word claims a client, and
+            # only its authorized stations here are served.  Without one, a
+            # DHCP message or RS means its frame's sender is here: claimed,
+            # and given up when silent (bounded, see client_service.py).
+            roaming = self.roaming
+            self.clients = ClientService(
+                self.store, config, self.node_id,
+                on_client_seen=roaming.station_associated,
+                on_client_gone=roaming.station_disassociated,
+                is_station=(None if self.stations is None else
+                            lambda ifname, mac: roaming.clients.get(mac) == ifname))
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self.assoc_ms: collections.deque[float] = collections.deque(maxlen=100)

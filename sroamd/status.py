@@ -104,4 +104,6 @@ def status(daemon: "Daemon") -> dict:
     }
     if daemon.clients is not None:
         result["service"] = daemon.clients.status()
+    if daemon.stations is not None:
+        result["stations"] = daemon.stations.status()
     return result

@@ -289,7 +289,9 @@ def test_arrival_sends_arp_na_ra_and_installs_routes(lab):
     ap = make_ap(lab, "ap1")
     service = Service(lab, ap.ns, stations=("wl0",))  # hostapd.wl0 on ubus
     client = make_client(lab, ap, "a")
-    lease = udhcpc_once(lab, client)  # served on its first DHCP message
+    service.station("wl0", "assoc", client.mac)  # associated and authorized
+    wait_for(lambda: served(service) == 1, 5, what="association handled")
+    lease = udhcpc_once(lab, client)
     [ra] = probe(client, "rs")
     assert lease["ip"] in routes44(ap) and ra["prefixes"][0] in routes44(ap, "-6")
     service.station("wl0", "disassoc", client.mac)
