@@ -184,7 +184,7 @@ class RouteManager:
         for family in (socket.AF_INET, socket.AF_INET6):
             request = rtmsg()
             request["family"] = family
-            if self.rtnl.strict:  # the kernel sends only these
+            if getattr(self.rtnl, "strict", False):  # the kernel sends only these
                 request["proto"] = PROTO_SROAMD
                 request["table"] = RT_TABLE_MAIN
             try:
