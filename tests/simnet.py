@@ -1254,6 +1254,16 @@ def fmt_key(key: bytes) -> str:
     return key.hex()
 
 
+def scripted(nodes: int, links: list[tuple], actions: list[tuple], duration: float,
+             stations: int = 0, lease_time: int = 1800, seed: int = 0,
+             name: str = "scripted") -> Schedule:
+    """A schedule written by hand: links as (a, b, base delay, jitter)."""
+    specs = [LinkSpec(a, b, base, jitter) for a, b, base, jitter in links]
+    return Schedule(seed, nodes, specs, duration, sorted(actions, key=lambda a: a[0]),
+                    stations, lease_time, name,
+                    max([l.base + l.jitter for l in specs] or [0.0]))
+
+
 def run_schedule(schedule: Schedule | int, trace: bool = False) -> Result:
     if isinstance(schedule, int):
         schedule = make_schedule(schedule)
