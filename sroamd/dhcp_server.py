@@ -24,6 +24,22 @@ stack; NAK -> broadcast; ciaddr set -> unicast to ciaddr; broadcast flag ->
 broadcast; else unicast to yiaddr at chaddr.  The adapter sends all but the
 relay case as Ethernet frames, so no ARP entry is needed for a client that
 has no address yet.
+
+Who is served (the adapter, client_service.py, receives whole frames):
+
+  src_mac   the frame's Ethernet source.  A message that did not come
+            through a relay (giaddr 0) must carry it as chaddr: one that
+            names another MAC is dropped ("chaddr_mismatch").  A relayed
+            message comes from the relay's MAC, its chaddr is the client.
+  admit     the adapter's say on the client (station or not, room left),
+            asked once the message is known valid and before any lease is
+            touched: a reason to drop it, or None.
+  offers    at most max_offers offers are outstanding at once to clients
+            that hold no lease (each holds an address for OFFER_TIME
+            seconds): past that, a DISCOVER from a client without a lease is
+            dropped ("too_many_offers"), so a flood of DISCOVERs with random
+            MACs cannot take the whole pool.  Default: a quarter of the IPv4
+            pool, between 16 and 256.
 """
 
 from __future__ import annotations
@@ -31,9 +47,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from typing import Callable
 
 from sroamd.config import Config
 from sroamd.leases import OFFER_TIME, Leases, ipv4_text
+from sroamd.loglimit import LogLimiter
 from sroamd.wire import dhcp
 from sroamd.wire.dhcp import (ACK, DECLINE, DISCOVER, INFORM, NAK, OFFER, RELEASE, REQUEST,
                               ZERO4, DhcpFormatError, DhcpMessage)
@@ -46,6 +64,16 @@ LIMITED_BROADCAST = b"\xff\xff\xff\xff"
 # Upstream renews after 1600 s and rebinds after 1700 s of an 1800 s lease;
 # the same shares of any lease time, capped at those values.
 T1_CAP, T2_CAP = 1600, 1700
+MIN_OFFERS, MAX_OFFERS = 16, 256  # bounds of the default max_offers
+
+# admit(mac, relayed, message_type) -> a reason to drop the message, or None.
+Admit = Callable[[bytes, bool, int], "str | None"]
+
+
+def default_max_offers(config: Config) -> int:
+    """A quarter of the IPv4 pool, between MIN_OFFERS and MAX_OFFERS."""
+    pool = config.ipv4_prefix.num_addresses - 3 if config.ipv4_prefix is not None else 0
+    return max(MIN_OFFERS, min(MAX_OFFERS, pool // 4))
 
 
 def renewal_times(lease_time: int) -> tuple[int, int]:
@@ -69,10 +97,11 @@ class DhcpOutcome:
     relayed: bool  # came through a relay: the client is not on our link
     reply: DhcpReply | None
     dropped: str | None = None  # why nothing was done, if so
+    kind: int | None = None  # the message type (None: dropped before it was known)
 
 
 class DhcpServer:
-    def __init__(self, config: Config, leases: Leases):
+    def __init__(self, config: Config, leases: Leases, max_offers: int | None = None):
         self.config = config
         self.leases = leases
         self.lease_time = config.lease_time
@@ -82,10 +111,16 @@ class DhcpServer:
         self.sent: Counter[str] = Counter()  # by message type name
         self.dropped: Counter[str] = Counter()  # by reason
         self.events: Counter[str] = Counter()  # releases, declines, refused ones
+        self.max_offers = max_offers if max_offers is not None else default_max_offers(config)
+        # Clients holding an offer and no lease -> when the offer lapses, oldest first.
+        self._offers: dict[bytes, float] = {}
+        self._drop_log = LogLimiter(log)
 
-    def handle(self, data: bytes, server_ip: bytes | None) -> DhcpOutcome:
+    def handle(self, data: bytes, server_ip: bytes | None, src_mac: bytes | None = None,
+               admit: Admit | None = None) -> DhcpOutcome:
         """One message received on a roaming interface whose server address
-        (gateway, else the interface's IPv4 address) is server_ip."""
+        (gateway, else the interface's IPv4 address) is server_ip, in a frame
+        from src_mac (None: not known, not checked)."""
         try:
             message = dhcp.parse(data)
         except DhcpFormatError as e:
@@ -101,12 +136,20 @@ class DhcpServer:
         if kind is None:
             return self._drop(mac, relayed, "bootp")  # plain BOOTP: not served
         self.received[dhcp.MESSAGE_TYPE_NAMES.get(kind, str(kind))] += 1
+        if src_mac is not None and not relayed and mac != src_mac:
+            self._drop_log.log(logging.WARNING, "DHCP message from %s names another client, "
+                               "%s: dropped", _mac(src_mac), _mac(mac))
+            return self._drop(mac, relayed, "chaddr_mismatch", kind)
+        if admit is not None:
+            reason = admit(mac, relayed, kind)
+            if reason is not None:
+                return self._drop(mac, relayed, reason, kind)
         if server_ip is None:
-            return self._drop(mac, relayed, "no_server_address")
+            return self._drop(mac, relayed, "no_server_address", kind)
         server_id = message.options.get(dhcp.OPT_SERVER_ID)
         if server_id is not None and server_id != server_ip:
             # Selecting another server (or releasing/declining its lease).
-            return self._drop(mac, relayed, "other_server")
+            return self._drop(mac, relayed, "other_server", kind)
         if kind == DISCOVER:
             return self._discover(message, mac, relayed, server_ip)
         if kind == REQUEST:
@@ -114,12 +157,13 @@ class DhcpServer:
         if kind == INFORM:
             return self._reply(message, mac, relayed, server_ip, ACK, ZERO4, lease=False)
         if kind == RELEASE:
+            self._offers.pop(mac, None)
             if self.leases.release_ipv4(mac, message.ciaddr):
                 self.events["released"] += 1
                 log.info("%s released %s", _mac(mac), ipv4_text(message.ciaddr))
             else:
                 self.events["release_refused"] += 1
-            return DhcpOutcome(mac, relayed, None)
+            return DhcpOutcome(mac, relayed, None, kind=kind)
         if kind == DECLINE:
             address = message.options.get(dhcp.OPT_REQUESTED_ADDRESS)
             if address is not None and self.leases.decline_ipv4(mac, address):
@@ -128,20 +172,44 @@ class DhcpServer:
                             _mac(mac), ipv4_text(address))
             else:
                 self.events["decline_refused"] += 1
-            return DhcpOutcome(mac, relayed, None)
-        return self._drop(mac, relayed, "unexpected_type")
+            return DhcpOutcome(mac, relayed, None, kind=kind)
+        return self._drop(mac, relayed, "unexpected_type", kind)
 
     def _discover(self, message: DhcpMessage, mac: bytes, relayed: bool,
                   server_ip: bytes) -> DhcpOutcome:
         requested = message.options.get(dhcp.OPT_REQUESTED_ADDRESS)
+        new_offer = not self.leases.ipv4_leases(mac)
+        if new_offer and not self._offer_room(mac):
+            self._drop_log.log(logging.WARNING, "%d offers outstanding: not offering to %s",
+                               len(self._offers), _mac(mac))
+            return self._drop(mac, relayed, "too_many_offers", DISCOVER)
         datum = self.leases.ipv4_lease(mac, requested, OFFER_TIME)
         if datum is None and not self.leases.allocation_allowed:
             # Not synced yet: no new address (no reply; the client retries).
-            return self._drop(mac, relayed, "not_synced")
+            return self._drop(mac, relayed, "not_synced", DISCOVER)
         if datum is None:
             log.warning("no free IPv4 address to offer %s", _mac(mac))
-            return self._drop(mac, relayed, "pool_exhausted")
+            return self._drop(mac, relayed, "pool_exhausted", DISCOVER)
+        if new_offer:
+            self._offers.pop(mac, None)  # (re-inserted: the newest last)
+            self._offers[mac] = self.leases.store.clock() + OFFER_TIME
         return self._reply(message, mac, relayed, server_ip, OFFER, datum.key[1:])
+
+    def _offer_room(self, mac: bytes) -> bool:
+        """Whether mac may be made a new offer: lapsed offers are forgotten
+        first (oldest first, as they were made)."""
+        now = self.leases.store.clock()
+        offers = self._offers
+        while offers:
+            first = next(iter(offers))
+            if offers[first] > now:
+                break
+            del offers[first]
+        return mac in offers or len(offers) < self.max_offers
+
+    def offers_outstanding(self) -> int:
+        self._offer_room(b"")
+        return len(self._offers)
 
     def _request(self, message: DhcpMessage, mac: bytes, relayed: bool,
                  server_ip: bytes) -> DhcpOutcome:
@@ -154,7 +222,7 @@ class DhcpServer:
             # Renewing (unicast) or rebinding (broadcast).
             address = ciaddr
         if address is None:
-            return self._drop(mac, relayed, "request_without_address")
+            return self._drop(mac, relayed, "request_without_address", REQUEST)
         own = self.leases.ipv4_leases(mac)
         if own and all(d.key[1:] != address for d in own):
             datum = None  # the client is to use the address it holds
@@ -163,10 +231,11 @@ class DhcpServer:
         if datum is None and not own and self.leases.claim_deferred(mac, address):
             # Not synced yet, and this would be a new lease: no reply (the
             # client retries), no NAK (the address may well be its own).
-            return self._drop(mac, relayed, "not_synced")
+            return self._drop(mac, relayed, "not_synced", REQUEST)
         if datum is None:
             log.info("NAK %s for %s", _mac(mac), ipv4_text(address))
             return self._reply(message, mac, relayed, server_ip, NAK, ZERO4)
+        self._offers.pop(mac, None)  # a lease now, no longer an offer
         for other in own:
             # Offers made at the same time by several APs before the store
             # converged: the client took this one, the others go back.
@@ -197,7 +266,8 @@ class DhcpServer:
         ip_dst, port, mac_dst = self._destination(request, kind, yiaddr, mac)
         name = dhcp.MESSAGE_TYPE_NAMES[kind]
         self.sent[name] += 1
-        return DhcpOutcome(mac, relayed, DhcpReply(payload, kind, ip_dst, port, mac_dst, yiaddr))
+        return DhcpOutcome(mac, relayed, DhcpReply(payload, kind, ip_dst, port, mac_dst, yiaddr),
+                           kind=request.message_type)
 
     @staticmethod
     def _destination(request: DhcpMessage, kind: int, yiaddr: bytes,
@@ -212,13 +282,19 @@ class DhcpServer:
             return LIMITED_BROADCAST, dhcp.CLIENT_PORT, BROADCAST_MAC
         return yiaddr, dhcp.CLIENT_PORT, mac
 
-    def _drop(self, mac: bytes | None, relayed: bool, reason: str) -> DhcpOutcome:
+    def _drop(self, mac: bytes | None, relayed: bool, reason: str,
+              kind: int | None = None) -> DhcpOutcome:
         self.dropped[reason] += 1
-        return DhcpOutcome(mac, relayed, None, reason)
+        return DhcpOutcome(mac, relayed, None, reason, kind)
+
+    def count_drop(self, reason: str) -> None:
+        """A message the adapter dropped before it got here (e.g. a bad frame)."""
+        self.dropped[reason] += 1
 
     def status(self) -> dict:
         return {"received": dict(self.received), "sent": dict(self.sent),
-                "dropped": dict(self.dropped), "events": dict(self.events)}
+                "dropped": dict(self.dropped), "events": dict(self.events),
+                "offers_outstanding": self.offers_outstanding(), "max_offers": self.max_offers}
 
 
 def _mac(mac: bytes) -> str:
