@@ -454,7 +454,7 @@ class Flooder:
         if self._view is None or now - self._view_at > ROAMING_VIEW_TTL:
             try:
                 self._view = read_roaming_view(self.interfaces)
-            except OSError as e:
+            except Exception as e:  # (netlink, or a message pyroute2 cannot decode)
                 self.log_limited("roaming_view", logging.WARNING,
                                  "cannot read the roaming interfaces' addresses (%s): judging "
                                  "sessions by the gateway address and prefixes only", e)

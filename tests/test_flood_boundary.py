@@ -765,3 +765,26 @@ def test_out_of_prefix_and_malformed_leases_install_no_route(ap_lab):
         watcher.close()
     finally:
         attacker.close()
+
+
+def test_the_daemon_syncs_from_a_peers_dump(relays):
+    """Sync before serving, through the real daemons: B, started with a long
+    grace period, is synced by A's (marked) dump as soon as it is in; C by a
+    peer that does not mark its dump (as C sroamd), after a quiet moment."""
+    a = relays()
+    feeder = relays.peer(a)
+    send_many(feeder, [Update(lease4(f"198.51.{n // 250}.{n % 250 + 1}"), 0, MAC, 600)
+                       for n in range(5000)])
+    wait_for(lambda: a.status()["data"] == 5000, 20, interval=0.1)
+    start = time.monotonic()
+    b = relays("-F", f"127.0.0.1:{a.port}", "--sync-grace", "60")
+    wait_for(lambda: b.status()["sync"]["synced"], 10, interval=0.05, what="B synced")
+    assert b.status()["sync"]["how"] == f"dump from 127.0.0.1:{a.port}"
+    assert b.status()["data"] == 5000 and b.flood()["synced"]
+    assert time.monotonic() - start < 10
+    c = relays("--sync-grace", "60")
+    assert not c.status()["sync"]["synced"]
+    plain = relays.peer(c)
+    assert plain.wait_for(lambda p: p.handshake)
+    wait_for(lambda: c.status()["sync"]["synced"], 5, interval=0.05, what="C synced")
+    assert c.status()["sync"]["how"].startswith("dump from 127.0.0.1:")
