@@ -253,6 +253,7 @@ class UbusPath:
         self.events: list[StationEvent] = []
         self.authorized: dict[str, set[bytes]] = {i: set() for i in IFNAMES}
         self.notifications = 0
+        self.reported = 0
         self.connections = 0
         self.frames_fed = 0
         self.reader: asyncio.StreamReader | None = None
@@ -270,6 +271,7 @@ class UbusPath:
     # -- plumbing --------------------------------------------------------------
 
     def _on_event(self, event: StationEvent) -> None:
+        self.reported += 1
         self.events.append(event)
 
     def _source_errors(self) -> int:
@@ -513,7 +515,7 @@ class UbusPath:
 
     def stats(self) -> dict:
         out = {"connections": self.connections, "frames_fed": self.frames_fed,
-               "notifications": self.notifications,
+               "notifications": self.notifications, "station_events": self.reported,
                "client_frames_answered": self.ubusd.frames_in}
         for name, n in getattr(self.source, "counters", {}).items():
             if n:
