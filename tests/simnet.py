@@ -580,7 +580,10 @@ class Result:
             lines.append(f"  last {min(trace_lines, len(self.trace))} of {len(self.trace)} "
                          "trace lines:")
             lines.extend("    " + line for line in self.trace[-trace_lines:])
-        lines.append(f"  replay: python3 tests/simnet.py --seed {self.seed} --trace")
+        if self.summary.split()[1] == "scripted":
+            lines.append("  (a scripted schedule: run its test again)")
+        else:
+            lines.append(f"  replay: python3 tests/simnet.py --seed {self.seed} --trace")
         return "\n".join(lines)
 
 
