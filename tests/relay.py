@@ -201,6 +201,15 @@ class Link:
         self._changed = asyncio.Event()
 
     async def _accept(self, reader, writer) -> None:
+        # asyncio.start_server runs this in a task of its own; cancelled at
+        # close, it must not end with CancelledError (Python 3.11 logs that
+        # as an error in a callback).
+        try:
+            await self._relay(reader, writer)
+        except asyncio.CancelledError:
+            _rst(writer)
+
+    async def _relay(self, reader, writer) -> None:
         self.accepted += 1
         if self.mode == "drop":
             _rst(writer)
