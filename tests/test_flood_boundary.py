@@ -19,6 +19,7 @@ import asyncio
 import ipaddress
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -212,15 +213,20 @@ class Relay:
         self.port = free_port()
         self.ubus = UbusThread(os.path.join(self.dir, "ubus.sock"))
         self.log = tempfile.TemporaryFile()
+        self.proc = None
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sroamd", "-d", "1", "-f", str(self.port),
              "--ubus-socket", self.ubus.path, "--station-source", "none",
              "--state-dir", self.dir, "--sync-grace", "0", *extra],
             cwd=REPO, stderr=self.log)
-        wait_listening(self.port)
-        wait_for(self._published, 10, what="sroamd's ubus object")
-        # wait_listening's probes were sessions for a moment.
-        wait_for(lambda: self.sessions("in") == 0, 5, what="probe sessions gone")
+        try:
+            wait_listening(self.port)
+            wait_for(self._published, 10, what="sroamd's ubus object")
+            # wait_listening's probes were sessions for a moment.
+            wait_for(lambda: self.sessions("in") == 0, 5, what="probe sessions gone")
+        except BaseException:
+            self.close()
+            raise
 
     def _published(self):
         try:
@@ -251,10 +257,13 @@ class Relay:
         return self.log.read().decode(errors="replace")
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.ubus.close()
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(10)
+        finally:
+            self.ubus.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -409,14 +418,19 @@ def test_every_session_has_tcp_keepalive(relays):
     peer = relays.peer(a)
     assert peer.wait_for(lambda p: p.handshake)
     wait_for(lambda: b.sessions("out") == 1 and a.sessions("in") == 2, 10)
-    # a's side of both of its sessions (sport = a.port), b's outgoing one (dport).
-    accepted = keepalive_timers(f"( sport = :{a.port} )")
-    connected = keepalive_timers(f"( dport = :{a.port} )")
-    ours = [line for line in connected if f":{a.port}" in line.split()[3]]
-    assert len(accepted) == 2, accepted
-    assert all("timer:(keepalive," in line for line in accepted), accepted
-    b_lines = [line for line in ours if "timer:(keepalive," in line]
-    assert b_lines, connected  # b's connection to a (the test peer's has no keepalive)
+    # a's side of both of its sessions (sport = a.port), b's outgoing one
+    # (dport; the test peer's own socket has no keepalive).  ss shows the
+    # keepalive timer while nothing is in flight (else the retransmit timer).
+
+    def keepalives():
+        accepted = keepalive_timers(f"( sport = :{a.port} )")
+        connected = keepalive_timers(f"( dport = :{a.port} )")
+        with_timer = [line for line in connected if "timer:(keepalive," in line]
+        if (len(accepted) == 2 and all("timer:(keepalive," in line for line in accepted)
+                and len(connected) == 2 and len(with_timer) == 1):
+            return accepted, with_timer
+        return None
+    wait_for(keepalives, 5, interval=0.1, what="keepalive timers on the daemons' sockets")
 
 
 def test_a_200000_datum_dump_resyncs_a_new_peer(relays):
@@ -745,6 +759,7 @@ def test_out_of_prefix_and_malformed_leases_install_no_route(ap_lab):
     mac = bytes.fromhex(first.mac.replace(":", ""))
     wait_for(lambda: f"{address} dev wl0" in lab.ap.ns.ip("-4", "route", "show", "proto", "44"), 5)
     attacker = backbone_peer(lab.bb)
+    watcher = None
     try:
         watcher = backbone_peer(lab.bb, source="198.51.100.130")
         sentinel = Update(lease4("192.0.2.77"), 0, bytes.fromhex("02000000004d"), 600)
@@ -762,9 +777,10 @@ def test_out_of_prefix_and_malformed_leases_install_no_route(ap_lab):
         other = udhcpc(lab, second)
         wait_for(lambda: f"{other} dev wl0" in lab.ap.ns.ip("-4", "route", "show", "proto", "44"), 5)
         assert not attacker.wait_for(lambda p: p.closed, 0.2)  # its session goes on
-        watcher.close()
     finally:
         attacker.close()
+        if watcher is not None:
+            watcher.close()
 
 
 def test_the_daemon_syncs_from_a_peers_dump(relays):
