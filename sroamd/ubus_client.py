@@ -549,9 +549,10 @@ class UbusClient:
 
     def _reply(self, msg, status, data=None):
         head = {"seq": msg["seq"], "peer": msg["peer"]}
+        objid = msg.get("objid", 0)     # (an invoke may lack it: answered all the same)
         if data is not None:
-            self._send({"type": "data", **head, "objid": msg["objid"], "data": data})
-        self._send({"type": "status", **head, "status": status, "objid": msg["objid"]})
+            self._send({"type": "data", **head, "objid": objid, "data": data})
+        self._send({"type": "status", **head, "status": status, "objid": objid})
 
     async def _serve(self, obj, msg):
         method = obj.methods.get(msg.get("method"))

@@ -86,15 +86,25 @@ def make_flooder(store: Store, config: Config) -> Flooder:
 
 
 class Node:
-    def __init__(self, seed: int, config: Config | None = None):
+    def __init__(self, seed: int, config: Config | None = None, station_source: bool = True):
+        """station_source: the daemon has one (hostapd says who is in; is_station
+        given), else clients are served on the word of their packets."""
         self.config = config or make_config()
         self.clock = Clock()
         self.store = Store(self.clock)
+        self.station_source = station_source
         # Listeners in the daemon's order: flooder, roaming, leases, client service.
         self.flooder = make_flooder(self.store, self.config)
         self.roaming = Roaming(self.store, NODE_ID, self._act, syncing=False)
+        roaming = self.roaming
+        # The daemon's wiring (daemon.py), with what this ClientService accepts.
+        wiring = {"on_client_seen": roaming.station_associated,
+                  "on_client_gone": roaming.station_disassociated,
+                  "is_station": ((lambda ifname, mac: roaming.clients.get(mac) == ifname)
+                                 if station_source else None)}
         self.clients = ClientService(self.store, self.config, NODE_ID,
-                                     on_client_seen=self.roaming.station_associated)
+                                     **{k: v for k, v in wiring.items()
+                                        if _accepts(ClientService.__init__, k)})
         self.clients.leases.rng = random.Random(seed)
         if hasattr(self.clients.leases, "allocation_allowed"):
             self.clients.leases.allocation_allowed = True

@@ -294,37 +294,48 @@ def dhcp_message(rng: random.Random, mac: bytes, known: list[bytes]) -> bytes:
 
 
 class DhcpPath:
-    """DHCP messages from Wi-Fi clients (lying in any field) into the
-    client service's DHCP receive path: the DhcpServer on the real Leases
-    and store, and the client service's reactions (a client seen is claimed
-    by the roaming engine, served: routes, announcements)."""
+    """DHCP messages from Wi-Fi clients (lying in any field), as frames, into
+    the client service's DHCP receive path (the packet-socket adapter when
+    there is one: frame checks, chaddr against the frame's source, who is
+    served), the DhcpServer on the real Leases and store, and the client
+    service's reactions (a client seen is claimed by the roaming engine,
+    served: routes, announcements).  Even epochs run a node without a station
+    source (clients served on their packets' word), odd ones a node with one
+    (hostapd station events interleaved; only its stations are served)."""
 
     name = "dhcp"
 
     def __init__(self, seed: int, epoch: int):
-        self.node = Node(seed * 1000003 + epoch)
+        self.node = Node(seed * 1000003 + epoch, station_source=bool(epoch % 2))
         self.cs = self.node.clients
         self.mode = _dhcp_mode(self.cs)
         self.replies = 0
         self.sources: set[bytes] = set()  # frame sources of the messages delivered
 
     def generate(self, rng: random.Random) -> list:
-        if rng.random() < 0.06:
+        r = rng.random()
+        if r < 0.06:
             return [("tick", rng.choice((1, 5, 10, 30, 600, 1800, 3600)))]
+        if self.node.station_source and r < 0.16:
+            return [("station", rng.choice(IFNAMES), pick_mac(rng, 0.9), rng.random() < 0.7)]
         src = pick_mac(rng, 0.6)
         known = [d.key[1:] for d in self.node.store.leases_of(src, IPV4_LEASE)]
         payload = dhcp_message(rng, src, known)
-        return [("dhcp", rng.choice(IFNAMES), src, payload)]
+        return [("dhcp", rng.choice(IFNAMES), src, payload, dhcp_frame(rng, src, payload, known))]
 
     def execute(self, ops: list) -> None:
         for op in ops:
             if op[0] == "tick":
                 self.node.tick(op[1])
                 continue
-            _, ifname, src, payload = op
+            if op[0] == "station":
+                self.node.station(op[1], op[2], op[3])
+                self.cs.sender.take()
+                continue
+            _, ifname, src, payload, frame = op
             self.sources.add(src)
             before = self.cs.sender.count
-            deliver_dhcp(self.cs, self.mode, ifname, src, payload)
+            deliver_dhcp(self.cs, self.mode, ifname, src, payload, frame)
             if self.cs.sender.count > before:
                 self.replies += 1
             self._check_replies(src, payload)
@@ -358,10 +369,11 @@ class DhcpPath:
                                     f"{datum.value.hex() if datum else None}")
 
     def check(self) -> None:
-        self.node.check(served_only_stations=False)
-        # Nobody is claimed on what a packet says inside: only on the frame's source.
+        self.node.check(served_only_stations=self.node.station_source)
+        # Nobody is claimed on what a packet says inside: only on the frame's
+        # source (or, with a station source, on hostapd's word alone).
         for mac in self.node.roaming.clients:
-            if mac not in self.sources:
+            if mac not in self.sources and mac not in self.node.stations:
                 raise Violation("claim_not_frame_source", mac.hex())
 
     def stats(self) -> dict:
@@ -374,14 +386,32 @@ class DhcpPath:
         pass
 
 
+def dhcp_frame(rng: random.Random, src: bytes, payload: bytes, known: list[bytes]) -> bytes:
+    """The Ethernet frame a client sends the message in (broadcast, or
+    unicast to the gateway when renewing), now and then damaged."""
+    if known and rng.random() < 0.3:
+        frame = ipv4_udp_frame(src, LINK_MACS[0], rng.choice(known), GATEWAY.packed,
+                               dhcp.CLIENT_PORT, dhcp.SERVER_PORT, payload)
+    else:
+        frame = ipv4_udp_frame(src, BROADCAST_MAC, dhcp.ZERO4, b"\xff\xff\xff\xff",
+                               dhcp.CLIENT_PORT, dhcp.SERVER_PORT, payload)
+    r = rng.random()
+    if r < 0.04:
+        frame = mutate(rng, frame)
+    elif r < 0.06:  # a bad UDP checksum, or none
+        frame = frame[:40] + rng.choice((b"\0\0", b"\x12\x34")) + frame[42:]
+    elif r < 0.07:
+        frame = frame[:rng.randrange(len(frame))]
+    return frame
+
+
 class _FakeDhcpEndpoint:
     """One received message, as either receive path reads it: recv() on the
     UDP socket (the payload), receive() on a packet socket (the frame)."""
 
-    def __init__(self, src: bytes, payload: bytes):
+    def __init__(self, src: bytes, payload: bytes, frame: bytes):
         self.payload = payload
-        self.frame = ipv4_udp_frame(src, BROADCAST_MAC, dhcp.ZERO4, b"\xff\xff\xff\xff",
-                                    dhcp.CLIENT_PORT, dhcp.SERVER_PORT, payload)
+        self.frame = frame
         self.done = False
 
     def _once(self, value):
@@ -419,15 +449,14 @@ def _dhcp_mode(cs) -> str:
     return "server"
 
 
-def deliver_dhcp(cs, mode: str, ifname: str, src: bytes, payload: bytes) -> None:
+def deliver_dhcp(cs, mode: str, ifname: str, src: bytes, payload: bytes, frame: bytes) -> None:
     if mode == "adapter":
-        endpoint = _FakeDhcpEndpoint(src, payload)
+        endpoint = _FakeDhcpEndpoint(src, payload, frame)
         # Whatever the receive path keeps per interface (UDP or packet socket).
-        for attr in ("dhcp_receivers", "dhcp_packet_sockets"):
+        for attr in ("dhcp_receivers", "dhcp_sockets"):
             table = getattr(cs, attr, None)
             if isinstance(table, dict):
                 table[ifname] = endpoint
-        cs.dhcp_sockets[ifname] = endpoint
         cs._on_dhcp(ifname, endpoint)
     else:
         link = cs.links.get(ifname)
@@ -493,15 +522,18 @@ class RsPath:
     name = "rs"
 
     def __init__(self, seed: int, epoch: int):
-        self.node = Node(seed * 1000003 + epoch)
+        self.node = Node(seed * 1000003 + epoch, station_source=bool(epoch % 2))
         self.cs = self.node.clients
         self.cs.rs = _FakeRs()
         self.adapter = hasattr(self.cs, "_on_rs")
         self.sources = set()
 
     def generate(self, rng: random.Random) -> list:
-        if rng.random() < 0.05:
+        r = rng.random()
+        if r < 0.05:
             return [("tick", rng.choice((1, 10, 600, 1200, 3600)))]
+        if self.node.station_source and r < 0.15:
+            return [("station", rng.choice(IFNAMES), pick_mac(rng, 0.9), rng.random() < 0.7)]
         mac = pick_mac(rng, 0.6)
         return [("rs", rng.choice(IFNAMES), rs_frame(rng, mac))]
 
@@ -509,6 +541,10 @@ class RsPath:
         for op in ops:
             if op[0] == "tick":
                 self.node.tick(op[1])
+                continue
+            if op[0] == "station":
+                self.node.station(op[1], op[2], op[3])
+                self.cs.sender.take()
                 continue
             _, ifname, frame = op
             if len(frame) >= 12:
@@ -544,9 +580,9 @@ class RsPath:
                     raise Violation("ra_prefix_outside", str(net))
 
     def check(self) -> None:
-        self.node.check(served_only_stations=False)
+        self.node.check(served_only_stations=self.node.station_source)
         for mac in self.node.roaming.clients:
-            if mac not in self.sources:
+            if mac not in self.sources and mac not in self.node.stations:
                 raise Violation("claim_not_frame_source", mac.hex())
 
     def stats(self) -> dict:
