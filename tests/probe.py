@@ -5,10 +5,11 @@
   probe.py tcp-client HOST PORT OUT        send a line every 50 ms, check the
                                            echo; OUT gets "count" lines; exits
                                            1 if the connection ever breaks
-  probe.py udp-echo PORT                   echo datagrams
-  probe.py udp-probe HOST PORT OUT [MS]    a datagram every MS ms (10); OUT
-                                           gets "seq send_time recv_time" for
-                                           each echo received (monotonic s)
+  probe.py udp-echo PORT                   echo datagrams (IPv4 and IPv6)
+  probe.py udp-probe HOST PORT OUT [MS]    a datagram every MS ms (10) to HOST
+                                           (IPv4 or IPv6); OUT gets "seq
+                                           send_time recv_time" for each echo
+                                           received (monotonic s)
 Stops on SIGTERM.
 """
 
@@ -61,15 +62,16 @@ def tcp_client(host: str, port: int, out: str) -> None:
 
 
 def udp_echo(port: int) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", port))
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too (mapped)
+    sock.bind(("::", port))
     while True:
         data, addr = sock.recvfrom(2048)
         sock.sendto(data, addr)
 
 
 def udp_probe(host: str, port: int, out: str, interval_ms: float) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
     interval = interval_ms / 1000
     sent: dict[int, float] = {}

@@ -23,7 +23,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -65,6 +67,9 @@ class RigAP:
     backbone_ip: str
     hostapd: Hostapd
     sroamd: Process | None = None
+    # The command line it was started with: a restart (restart_sroamd) keeps
+    # it, as procd does, and with it the state directory (the node id).
+    sroamd_argv: list[str] | None = None
 
     @property
     def ns(self):
@@ -115,13 +120,16 @@ class RigClient:
 class Rig:
     """Three APs, a server and clients; call close() (or use `with`)."""
 
-    def __init__(self, aps: int = 3, debug: int = 1, keep_dir: bool = False):
+    def __init__(self, aps: int = 3, debug: int = 1, keep_dir: bool = False,
+                 start_sroamd: bool = True):
+        """start_sroamd=False: no sroamd yet (the caller starts each with
+        start_sroamd(ap, peers=...), e.g. to put a relay between two)."""
         self.lab = Lab(dad=False, keep_dir=keep_dir)
         self.debug = debug
         self.aps: list[RigAP] = []
         self.clients: list[RigClient] = []
         try:
-            self._build(aps)
+            self._build(aps, start_sroamd)
         except BaseException:
             self.lab.close()
             raise
@@ -137,7 +145,7 @@ class Rig:
 
     # -- building ----------------------------------------------------------
 
-    def _build(self, count: int) -> None:
+    def _build(self, count: int, start_sroamd: bool) -> None:
         lab = self.lab
         # The bridges in sw would otherwise send Router Solicitations into
         # the air bridges: sroamd would take them for clients.
@@ -167,10 +175,13 @@ class Rig:
             ns.addr(ap.ifname, f"{GATEWAY_LL}/64")
             lab.babeld(ns, ["eth0"])
             self.aps.append(RigAP(ap, backbone_ip, lab.hostapd(ap)))
-        for ap in self.aps:
-            self.start_sroamd(ap)
+        if start_sroamd:
+            for ap in self.aps:
+                self.start_sroamd(ap)
 
-    def sroamd_argv(self, ap: RigAP) -> list[str]:
+    def sroamd_argv(self, ap: RigAP, peers: list[str] | None = None) -> list[str]:
+        """sroamd's command line on ap; peers ("host:port", for -F) default to
+        the other APs."""
         argv = [sys.executable, "-m", "sroamd", "-d", str(self.debug),
                 "-P", PREFIX_V6, "-P", PREFIX_V4, "-f", str(FLOOD_PORT),
                 "-a", GATEWAY_V4, "--station-source", "hostapd",
@@ -180,18 +191,53 @@ class Rig:
                 "--state-dir", os.path.join(self.lab.dir, f"state-{ap.name}")]
         for dns in DNS:
             argv += ["-N", dns]
-        for other in self.aps:
-            if other is not ap:
-                argv += ["-F", f"{other.backbone_ip}:{FLOOD_PORT}"]
+        if peers is None:
+            peers = [f"{other.backbone_ip}:{FLOOD_PORT}" for other in self.aps if other is not ap]
+        for peer in peers:
+            argv += ["-F", peer]
         return argv + [ap.ap.ifname]
 
-    def start_sroamd(self, ap: RigAP) -> Process:
-        env_argv = ["env", f"PYTHONPATH={REPO}"] + self.sroamd_argv(ap)
-        ap.sroamd = ap.ns.spawn(env_argv, name="sroamd")
-        wait_for(lambda: ap.sroamd.alive() and f":{FLOOD_PORT}" in
-                 ap.ns.run("ss", "-ltn", check=False).stdout,
-                 timeout=10, what=f"sroamd listening on {ap.name}")
-        return ap.sroamd
+    def start_sroamd(self, ap: RigAP, peers: list[str] | None = None) -> Process:
+        """Start sroamd on ap (see sroamd_argv) and wait until it is up."""
+        ap.sroamd_argv = ["env", f"PYTHONPATH={REPO}"] + self.sroamd_argv(ap, peers)
+        return self._spawn_sroamd(ap)
+
+    def _spawn_sroamd(self, ap: RigAP) -> Process:
+        proc = ap.sroamd = ap.ns.spawn(ap.sroamd_argv, name="sroamd")
+
+        def up():
+            if not proc.alive():
+                raise RuntimeError(f"sroamd on {ap.name} exited: {proc.output()[-3000:]}")
+            return (f":{FLOOD_PORT}" in ap.ns.run("ss", "-ltn", check=False).stdout
+                    and "attached to hostapd on" in proc.output())
+        wait_for(up, timeout=10, what=f"sroamd listening and attached to hostapd on {ap.name}")
+        return proc
+
+    def restart_sroamd(self, ap: RigAP, sig: int = signal.SIGTERM, respawn_delay: float = 0.0,
+                       stop_timeout: float = 5.0) -> "Restart":
+        """Stop ap's sroamd with sig and start it again with the same command line.
+
+        As procd does: `/etc/init.d/sroamd restart` (or a reload after `uci
+        commit`) sends SIGTERM, waits up to stop_timeout (procd's term_timeout,
+        5 s) and then SIGKILLs, and starts it again at once; a crashed or
+        SIGKILLed daemon is respawned after respawn_delay (procd's default
+        respawn timeout is 5 s).  Returns when the new daemon is up (flooding
+        port open, attached to hostapd)."""
+        old = ap.sroamd
+        signalled = time.monotonic()
+        old.signal(sig)
+        try:
+            code = old.popen.wait(stop_timeout)
+            killed = False
+        except subprocess.TimeoutExpired:
+            code = old.kill()
+            killed = True
+        exited = time.monotonic()
+        if respawn_delay:
+            time.sleep(respawn_delay)
+        spawned = time.monotonic()
+        new = self._spawn_sroamd(ap)
+        return Restart(old, new, code, killed, signalled, exited, spawned, time.monotonic())
 
     def add_client(self, name: str, ap: RigAP | None = None) -> RigClient:
         ap = ap or self.aps[0]
@@ -265,6 +311,23 @@ class Rig:
     def sroamd_log(self, ap: RigAP) -> str:
         return ap.sroamd.output() if ap.sroamd else ""
 
+    def state_dir(self, ap: RigAP) -> str:
+        return os.path.join(self.lab.dir, f"state-{ap.name}")
+
+    def node_id(self, ap: RigAP) -> str | None:
+        """The node id kept in ap's state directory (hex), if any."""
+        try:
+            with open(os.path.join(self.state_dir(ap), "node_id")) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return None
+
+    def watch_routes(self, ap: RigAP) -> Process:
+        """`ip monitor route` in ap's namespace, from now on (route_events())."""
+        proc = ap.ns.spawn(["ip", "monitor", "route"], name="ip-monitor-route")
+        time.sleep(0.2)  # subscribed (it prints nothing until a change)
+        return proc
+
     def store_dump(self, ap: RigAP, timeout: float = 5.0) -> list[str]:
         """The store as ap's sroamd prints it on SIGUSR1 (its last dump)."""
         marker = f"Dump {time.monotonic_ns()}"
@@ -307,14 +370,15 @@ class Rig:
         return proc, out
 
     def start_udp_probe(self, client: RigClient, port: int = 5002,
-                        interval_ms: float = 10) -> str:
-        """A UDP probe every interval_ms from the client, echoed by the server."""
+                        interval_ms: float = 10, server: str = SERVER_V4) -> str:
+        """A UDP probe every interval_ms from the client, echoed by the server
+        (to SERVER_V4, or SERVER_V6); returns the file of echoes (read_probes)."""
         probe = os.path.join(REPO, "tests", "probe.py")
         if not getattr(self, "_udp_echo", None):
             self._udp_echo = self.server.spawn([sys.executable, probe, "udp-echo", str(port)],
                                                name="udp-echo")
-        out = os.path.join(client.ns.dir, "udp.out")
-        client.ns.spawn([sys.executable, probe, "udp-probe", SERVER_V4, str(port), out,
+        out = os.path.join(client.ns.dir, "udp6.out" if ":" in server else "udp.out")
+        client.ns.spawn([sys.executable, probe, "udp-probe", server, str(port), out,
                          str(interval_ms)], name="udp-probe")
         wait_for(lambda: os.path.exists(out) and os.path.getsize(out) > 0, timeout=10,
                  what="udp probe echoes")
@@ -343,6 +407,52 @@ def outage_ms(probes: list[tuple[int, float, float]], start: float, end: float,
         raise ValueError("no probes echoed around the roam")
     gap = max(b - a for a, b in zip(sent, sent[1:])) * 1000
     return max(0.0, gap - interval_ms)
+
+
+def probe_losses(probes: list[tuple[int, float, float]], start: float,
+                 end: float) -> tuple[int, int, int]:
+    """(longest run of consecutive lost probes, probes lost, probes sent)
+    among those sent between start and end.
+
+    Counted by sequence number, not by time: a probe process that the
+    scheduler holds back sends late but loses nothing.  Raises ValueError if
+    no probe sent after `end` was echoed (the outage has not ended)."""
+    seqs = [seq for seq, sent, _ in probes if start <= sent <= end]
+    if not any(sent > end for _, sent, _ in probes):
+        raise ValueError("no probe echoed after the window: connectivity did not come back")
+    before = [seq for seq, sent, _ in probes if sent < start]
+    after = [seq for seq, sent, _ in probes if sent > end]
+    # The echoed probes just outside the window bound the runs at its edges.
+    bounded = ([before[-1]] if before else []) + seqs + [after[0]]
+    longest = max((b - a - 1 for a, b in zip(bounded, bounded[1:])), default=0)
+    first, last = bounded[0], bounded[-1]
+    return longest, (last - first + 1) - len(bounded), last - first + 1
+
+
+def route_events(monitor: Process, *prefixes: str) -> list[str]:
+    """The lines of an `ip monitor route` (Rig.watch_routes) about sroamd's
+    routes (proto 44) to one of prefixes ("192.0.2.7", "2001:db8:4444:5::/64")."""
+    return [line for line in monitor.output().splitlines()
+            if " proto 44 " in line + " " and any(re.search(rf"(^|\s){re.escape(p)}(/32)?\s", line + " ") for p in prefixes)]
+
+
+@dataclass
+class Restart:
+    """What Rig.restart_sroamd did (times: time.monotonic())."""
+    old: Process
+    new: Process
+    exit_code: int | None      # of the old daemon
+    killed: bool               # it did not exit on its own within stop_timeout
+    signalled: float
+    exited: float
+    spawned: float
+    up: float
+
+
+def logged_node_id(proc: Process) -> str | None:
+    """The node id a sroamd logged at start ("starting, node id ...")."""
+    found = re.search(r"starting, node id ([0-9a-f]{16})", proc.output())
+    return found.group(1) if found else None
 
 
 def tcp_count(out: str) -> int:
