@@ -68,3 +68,39 @@ def test_ubus_invoke_without_objid_is_answered_not_raised():
     assert [(m["type"], m["seq"], m["peer"], m["status"]) for m in sent] == \
         [("status", 9, 0x5EED, 4)]  # NOT_FOUND
     asyncio.set_event_loop(None)
+
+
+# -- the fuzzer finds what it is for (issue 9's attacks, with a defence off) --
+
+def test_flood_fuzzer_finds_an_unvalidated_boundary():
+    """With the flooding boundary's data policy switched off (every Update
+    accepted, as before issue 9), the flood path finds routes outside the
+    configured prefixes (or the crash of a malformed key) within a few
+    thousand inputs."""
+    from fuzzing.paths import FloodPath
+
+    class Unguarded(FloodPath):
+        def __init__(self, seed, epoch):
+            super().__init__(seed, epoch)
+            self.node.flooder.data_policy.check = lambda key, value, time, store: (None, time)
+
+    result = runner.run(Unguarded, 3000, seed=0)
+    found = set(result.failures)
+    assert found & {"route_outside_prefix", "route_malformed", "route_wrong_length"} or \
+        any(k.startswith(("crash:", "logged_exception:", "contained:")) for k in found), found
+
+
+def test_dhcp_fuzzer_finds_a_claim_on_chaddr():
+    """With the DHCP message's chaddr trusted over the frame's source (the
+    server not told the source, as before issue 9), the DHCP path finds a
+    client claimed that never sent a frame."""
+    from fuzzing import paths
+
+    class ChaddrTrusted(paths.DhcpPath):
+        def __init__(self, seed, epoch):
+            super().__init__(seed, 0)  # no station source
+            handle = self.cs.dhcp.handle
+            self.cs.dhcp.handle = lambda data, server_ip, *args, **kw: handle(data, server_ip)
+
+    result = runner.run(ChaddrTrusted, 1500, seed=0)
+    assert "claim_not_frame_source" in result.failures, dict(result.failures)
