@@ -608,7 +608,7 @@ def test_sync_from_an_unmarked_dump_after_a_quiet_moment():
                     break
                 await asyncio.sleep(0.01)
             assert flooder.synced
-            assert 1.0 + flood_module.SYNC_QUIET - 0.15 < time.monotonic() - start < 2.5
+            assert 1.0 + flood_module.SYNC_QUIET - 0.15 < time.monotonic() - start < 5
             writer.close()
         finally:
             await flooder.stop()
@@ -792,12 +792,10 @@ def test_the_daemon_syncs_from_a_peers_dump(relays):
     send_many(feeder, [Update(lease4(f"198.51.{n // 250}.{n % 250 + 1}"), 0, MAC, 600)
                        for n in range(5000)])
     wait_for(lambda: a.status()["data"] == 5000, 20, interval=0.1)
-    start = time.monotonic()
     b = relays("-F", f"127.0.0.1:{a.port}", "--sync-grace", "60")
     wait_for(lambda: b.status()["sync"]["synced"], 10, interval=0.05, what="B synced")
     assert b.status()["sync"]["how"] == f"dump from 127.0.0.1:{a.port}"
     assert b.status()["data"] == 5000 and b.flood()["synced"]
-    assert time.monotonic() - start < 10
     c = relays("--sync-grace", "60")
     assert not c.status()["sync"]["synced"]
     plain = relays.peer(c)
