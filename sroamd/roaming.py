@@ -24,9 +24,16 @@ serving, on the same old claim) are settled by the store's value order, and
 the loser gives the station up.
 
 Local truth after a restart.  Until the store is synced, the stations
-hostapd lists here are ours whatever claim the peers' dumps bring (the claim
-we made before restarting, under a node id that may have changed, or a stale
-one): such a claim is answered with a claim above it, never with a kick.
+hostapd lists here are ours whatever claim made before our start the peers'
+dumps bring (the claim we made before restarting, under a node id that may
+have changed, or a stale one): such a claim is answered with a claim above
+it, never with a kick.  A claim made since our start is a real roam.
+
+What no node can tell: two APs that each take on a station without having
+heard of the other's claim (the station visited both faster than flooding
+crosses between them) make claims of the same standing; the store's value
+order settles them, and the station may be kicked from the AP it is on, to
+associate again (tests/simnet.py counts these as concurrent kicks).
 """
 
 from __future__ import annotations
@@ -83,6 +90,7 @@ class Roaming:
         # Stations claimed before the store was synced: local truth (above).
         self._syncing = syncing
         self._local_truth: set[bytes] = set()
+        self._started = store.clock()
         self.roams_in = 0
         self.roams_out = 0
         self.reclaims = 0  # claims answered with a claim of ours
@@ -128,9 +136,10 @@ class Roaming:
         if datum.value == self.node_id:
             self._claims[mac] = datum.seqno
             return
-        if datum.value == b"" or mac in self._local_truth:
+        if datum.value == b"" or (mac in self._local_truth and self._before_start(datum)):
             # Nobody holds a station that is here (a give-up crossed our
-            # claim), or a claim arrived that a restart must not obey.
+            # claim), or a claim made before we started that a restart must
+            # not obey.
             self.reclaims += 1
             self._claim(mac, 1)
             return
@@ -153,6 +162,17 @@ class Roaming:
                 self.store.extend(key, ASSOCIATION_TIME)
             else:
                 self._claim(mac, 1)
+
+    def _before_start(self, datum: Datum) -> bool:
+        """Whether a claim was certainly made before this process started.
+
+        Its age is known from its remaining time (claims are made for
+        ASSOCIATION_TIME); transit makes it look younger, never older, so a
+        claim that looks older than our uptime is.  A younger one may be a
+        real roam since our start (the station left while hostapd here still
+        lists it): that one is obeyed."""
+        age = ASSOCIATION_TIME - self.store.remaining(datum)
+        return age - 1 >= self.store.clock() - self._started
 
     def _claim(self, mac: bytes, step: int) -> None:
         # put() notifies the listeners, on_store_change records the seqno.

@@ -229,6 +229,12 @@ class Store:
         if ours_live and not theirs_live:
             return Outcome.IGNORED, datum
         if theirs_live and not ours_live:
+            if (seqno == datum.seqno and value == datum.value
+                    and expires <= datum.expires + refresh_gain(remaining)):
+                # What we let expire, coming back round a loop of peers with
+                # the transit delay added: taking it would keep it alive
+                # for ever, each node reviving it as its own copy lapses.
+                return Outcome.IGNORED, datum
             self._replace(datum, seqno, value, expires, origin)
             return Outcome.CHANGED, datum
 

@@ -173,3 +173,16 @@ def test_refresh_keeps_associations_alive(setup):
     roaming.refresh()
     datum = store.get(association_key(MAC))
     assert store.live(association_key(MAC)) is not None and datum.seqno == 1
+
+
+def test_restart_local_truth_obeys_a_claim_made_since_the_start(setup):
+    """Regression (simulation seed 214): the station left the restarting AP
+    for another one right after the start; re-claiming it there kicked it
+    from the AP it was really on."""
+    _, store, clock, = setup[1], setup[1], setup[3]
+    actions = []
+    roaming = Roaming(store, ME, actions.append, syncing=True)
+    roaming.station_associated("wlan0", MAC)
+    clock.now += 5
+    store.receive(association_key(MAC), 900, OTHER, ASSOCIATION_TIME - 2)  # 2 s old
+    assert Kick("wlan0", MAC) in actions and roaming.clients == {}

@@ -326,3 +326,15 @@ def test_live_data_excludes_expired(store, clock):
     store.put(association_key(MAC_A), NODE_2, 100)
     clock.now += 50
     assert [d.key for d in store.live_data()] == [association_key(MAC_A)]
+
+
+def test_an_expired_datum_coming_back_round_a_loop_is_not_revived(store, clock):
+    """Regression (simulation seed 43): in a ring with 1-2 s links, a lease in
+    its last seconds reached each node just after its own copy had lapsed;
+    each took it as new and passed it on, for ever."""
+    store.receive(KEY, 0, MAC_A, 2)
+    clock.now += 3.0  # ours lapsed
+    assert store.receive(KEY, 0, MAC_A, 2)[0] is Outcome.IGNORED
+    assert store.live(KEY) is None
+    # A real renewal (or another value, or a newer seqno) still revives it.
+    assert store.receive(KEY, 0, MAC_A, 600)[0] is Outcome.CHANGED
