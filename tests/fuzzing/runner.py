@@ -44,6 +44,7 @@ class Result:
     path: str
     inputs: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's CPU time (the machine may be shared)
     max_input_seconds: float = 0.0
     failures: Counter = field(default_factory=Counter)
     examples: dict = field(default_factory=dict)  # kind -> [Failure]
@@ -54,6 +55,8 @@ class Result:
             "inputs": self.inputs,
             "seconds": round(self.seconds, 2),
             "exec_per_s": round(self.inputs / self.seconds) if self.seconds else None,
+            "cpu_seconds": round(self.cpu_seconds, 2),
+            "exec_per_cpu_s": round(self.inputs / self.cpu_seconds) if self.cpu_seconds else None,
             "max_ms_per_input": round(self.max_input_seconds * 1000, 2),
             "failures": dict(self.failures),
             "failure_seeds": {k: [[f.seed, f.epoch, f.index] for f in v]
@@ -158,6 +161,7 @@ def run(path_cls, count: int, seed: int = 0, epoch_len: int = 20000,
         max_seconds: float | None = None) -> Result:
     result = Result(path_cls.name)
     start = time.perf_counter()
+    cpu_start = time.process_time()
     next_report = start + progress_every
     done = 0
     with quiet_logs() as errors:
@@ -175,7 +179,9 @@ def run(path_cls, count: int, seed: int = 0, epoch_len: int = 20000,
                 now = time.perf_counter()
                 if progress is not None and now >= next_report:
                     next_report = now + progress_every
+                    cpu = time.process_time() - cpu_start
                     progress(f"{path_cls.name}: {done} inputs, {done / (now - start):.0f}/s, "
+                             f"{done / cpu if cpu else 0:.0f}/CPU-s, "
                              f"{sum(result.failures.values())} failures "
                              f"({len(result.failures)} kinds)")
                 if max_seconds is not None and now - start > max_seconds:
@@ -185,6 +191,7 @@ def run(path_cls, count: int, seed: int = 0, epoch_len: int = 20000,
             epoch += 1
     result.inputs = done
     result.seconds = time.perf_counter() - start
+    result.cpu_seconds = time.process_time() - cpu_start
     return result
 
 
