@@ -39,7 +39,9 @@ conflicts and treats any later expiry as a refresh to flood on:
     node's (see roaming.py).
   * Seqnos exactly 0x8000 apart are each "newer" than the other in serial
     arithmetic, so two nodes would replace each other's datum for ever; the
-    numerically greater one is taken as newer.
+    numerically greater one is taken as newer.  An update a quarter of the
+    space or more away from a live datum (no node jumps so far) is ignored:
+    see seqnos_far_apart().
   * An expired datum is only a memory of its seqno: a live update replaces it
     whatever its seqno, and an expired update (time 0, as C sroamd dumps
     them) never replaces a live datum.  Expired data are forgotten after
@@ -88,6 +90,22 @@ def seqno_compare(a: int, b: int) -> int:
     if distance == 0x8000:
         return -1 if a < b else 1
     return -1 if distance < 0x8000 else 1
+
+
+def seqnos_far_apart(a: int, b: int) -> bool:
+    """Seqnos a quarter of the space or more apart (but not exactly half).
+
+    No node makes such a jump (claims and leases advance one or two at a
+    time); only a broken or hostile peer sends one.  Serial order is not
+    transitive over seqnos spread round the circle (0 < 0x2000 < 0x6000 <
+    0xA000 < 0 ...), so several such data can replace each other round a
+    loop of peers for ever.  Seqnos pairwise less than a quarter apart lie
+    in a half circle, where serial order is transitive; a pair exactly half
+    apart is ordered numerically and no third seqno is near both.  So an
+    update far from a live datum is ignored: the datum stays until it lapses.
+    """
+    distance = (a - b) & 0xFFFF
+    return 0x4000 <= distance <= 0xC000 and distance != 0x8000
 
 
 def refresh_gain(remaining: float) -> float:
@@ -238,6 +256,8 @@ class Store:
             self._replace(datum, seqno, value, expires, origin)
             return Outcome.CHANGED, datum
 
+        if seqnos_far_apart(seqno, datum.seqno):
+            return Outcome.IGNORED, datum
         order = seqno_compare(seqno, datum.seqno)
         if order < 0:
             return Outcome.IGNORED, datum
