@@ -85,7 +85,7 @@ ROAMING_SYNCING = "syncing" in inspect.signature(roaming_mod.Roaming).parameters
 
 IFNAME = "wlan0"
 QUIESCE_BOUND = 120.0  # simulated seconds after the last external event
-MAX_DELIVERIES = 30000  # per schedule: a flood that never stops is cut here
+MAX_DELIVERIES = 10000  # per schedule: a flood that never stops is cut here
 SYNC_TICK = 0.25  # as the daemon
 LEASE_MACS = 64
 EMPTY = frozenset()
