@@ -25,7 +25,12 @@ on the AP that serves the client:
     and the peers still see the station held by it.
 
 Every check is made and the failures are reported together, with the
-daemon's log lines that matter.
+daemon's log lines that matter.  The same checks with every peer of the
+serving AP down (sync from the grace period, from an empty store) are an
+expected failure for now (see that test).
+
+Ping-pong A -> B -> A with B's claim held in a relay until the client is
+back at A: the station stays at A (test docstring).
 """
 
 import os
@@ -88,145 +93,6 @@ def assoc_holder(rig, ap, mac: str) -> tuple[str, int] | None:
         if words[0] == "Assoc" and words[1] == mac:
             return words[2], int(words[4])
     return None
-
-
-# -- restarts ----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def served():
-    """A rig with a client on ap1, addresses and routes in place, probes running."""
-    with Rig() as rig:
-        client = rig.add_client("c1", rig.aps[0])
-        v4, _ = rig.wait_addresses(client)
-        prefix = client.prefix64()
-        wait_for(lambda: rig.serves(client.at, f"{v4}/32") and rig.serves(client.at, prefix),
-                 timeout=10, what="routes at ap1")
-        wait_for(lambda: rig.ping(client.ns, SERVER_V4, timeout=0.5), timeout=15,
-                 what="client reaches the server (IPv4)")
-        wait_for(lambda: rig.ping(client.ns, SERVER_V6, timeout=0.5), timeout=15,
-                 what="client reaches the server (IPv6)")
-        probes = {"IPv4": rig.start_udp_probe(client, interval_ms=INTERVAL_MS),
-                  "IPv6": rig.start_udp_probe(client, interval_ms=INTERVAL_MS, server=SERVER_V6)}
-        yield rig, client, probes
-
-
-def restart_and_check(rig, client, probes, sig, respawn_delay=0.0):
-    ap = client.at
-    others = [other for other in rig.aps if other is not ap]
-    mac = client.mac
-    v4, v6, prefix = client.ipv4(), client.ipv6(), client.prefix64()
-    node = rig.node_id(ap)
-    assert node and logged_node_id(ap.sroamd) == node, "node id before the restart"
-    session = ap.hostapd.sta(mac)
-    assert "[AUTHORIZED]" in session.get("flags", ""), session
-    assert client.supplicant.is_authorized()
-    assert rig.serves(ap, f"{v4}/32") and rig.serves(ap, prefix)
-    assert default_route6(client)
-
-    problems = []
-    routes = rig.watch_routes(ap)
-    with ap.hostapd.monitor() as hostapd_events, supplicant_monitor(rig, client) as supp_events:
-        start = time.monotonic()
-        restart = rig.restart_sroamd(ap, sig, respawn_delay)
-        try:
-            wait_for(lambda: SYNCED.search(restart.new.output()), timeout=20,
-                     what="the restarted daemon to sync")
-        except TimeoutError as e:
-            problems.append(str(e))
-        synced = time.monotonic()
-        time.sleep(SETTLE)
-        end = time.monotonic()
-        time.sleep(0.5)  # the last probes' echoes come back
-        hostapd_seen = drain(hostapd_events)
-        supplicant_seen = drain(supp_events)
-    routes.stop()
-
-    timing = (f"{signal.Signals(sig).name}: exited after {restart.exited - restart.signalled:.2f} s"
-              f" (code {restart.exit_code}{', SIGKILLed' if restart.killed else ''}), respawned "
-              f"{restart.spawned - restart.exited:.1f} s later, up in "
-              f"{restart.up - restart.spawned:.2f} s, synced {synced - restart.up:.2f} s later")
-    if sig == signal.SIGTERM and (restart.killed or restart.exit_code != 0):
-        problems.append(f"SIGTERM: no clean exit ({timing})")
-
-    # The node id.
-    if logged_node_id(restart.new) != node or rig.node_id(ap) != node:
-        problems.append(f"node id changed: {node} -> logged {logged_node_id(restart.new)}, "
-                        f"state file {rig.node_id(ap)}")
-
-    # No station kicked, no new 802.1X session.
-    gone = [e for e in hostapd_seen if "AP-STA-DISCONNECTED" in e and mac in e]
-    if gone:
-        problems.append(f"hostapd on {ap.name} disconnected the station: {gone}")
-    after = ap.hostapd.sta(mac)
-    if "[AUTHORIZED]" not in after.get("flags", ""):
-        problems.append(f"hostapd on {ap.name} no longer lists {mac} authorized: {after or 'gone'}")
-    for counter in ("dot1xAuthSessionId", "dot1xAuthEapolStartFramesRx",
-                    "dot1xAuthEntersConnecting", "dot1xAuthEapolLogoffFramesRx"):
-        if after and after.get(counter) != session.get(counter):
-            problems.append(f"hostapd {counter}: {session.get(counter)} -> {after.get(counter)}"
-                            " (the station authenticated again)")
-    reauth = [e for e in supplicant_seen
-              if re.search(r"CTRL-EVENT-(EAP-STARTED|EAP-FAILURE|DISCONNECTED)", e)]
-    if reauth or not client.supplicant.is_authorized():
-        problems.append(f"the supplicant authenticated again or lost authorization: "
-                        f"{reauth}, {client.supplicant.status().get('suppPortStatus')}")
-
-    # The routes stayed, here only.
-    changes = route_events(routes, v4, prefix)
-    deleted = [line for line in changes if line.startswith("Deleted")]
-    if deleted:
-        problems.append(f"routes deleted on {ap.name} during the restart: {deleted}")
-    if not (rig.serves(ap, f"{v4}/32") and rig.serves(ap, prefix)):
-        problems.append(f"routes missing on {ap.name} after the restart: "
-                        f"{rig.routes(ap)} {rig.routes(ap, '-6')}")
-    for other in others:
-        if rig.serves(other, f"{v4}/32") or rig.serves(other, prefix):
-            problems.append(f"{other.name} has routes for the client")
-
-    # No outage.
-    outages = {}
-    for family, out in probes.items():
-        try:
-            longest, lost, sent = probe_losses(read_probes(out), start, end)
-        except ValueError as e:
-            problems.append(f"{family} probe: {e}")
-            continue
-        outages[family] = f"{family} longest loss {longest} probes ({longest * INTERVAL_MS} ms)" \
-                          f", {lost}/{sent} lost"
-        if longest > MAX_LOST:
-            problems.append(f"{family} probe outage: {outages[family]}")
-
-    # The client's addresses and IPv6 default route.
-    now = (client.ipv4(), client.ipv6(), client.prefix64())
-    if now != (v4, v6, prefix):
-        problems.append(f"client addresses changed: {(v4, v6, prefix)} -> {now}")
-    if not default_route6(client):
-        problems.append("the client lost its IPv6 default route (a router-lifetime-0 RA?)")
-
-    # Nothing kicked, and the peers still see the station here.
-    log = restart.new.output()
-    if "kicking it" in log:
-        problems.append("the restarted daemon kicked a station")
-    for other in others:
-        holder = assoc_holder(rig, other, mac)
-        if holder is None or holder[0] != node:
-            problems.append(f"{other.name}'s store: association of {mac} = {holder}, not {node}")
-
-    report = (f"{timing}; {'; '.join(outages.values())}; route changes seen: {changes}")
-    print(report)
-    assert not problems, ("\n".join(problems) + f"\n\n{report}\n\n--- old daemon (tail) ---\n"
-                          + "\n".join(restart.old.output().splitlines()[-15:])
-                          + "\n--- restarted daemon ---\n" + interesting(log, mac))
-
-
-def test_sigterm_restart_is_invisible_to_the_client(served):
-    rig, client, probes = served
-    restart_and_check(rig, client, probes, signal.SIGTERM)
-
-
-def test_sigkill_and_respawn_is_invisible_to_the_client(served):
-    rig, client, probes = served
-    restart_and_check(rig, client, probes, signal.SIGKILL, PROCD_RESPAWN_DELAY)
 
 
 # -- ping-pong ---------------------------------------------------------------
@@ -368,3 +234,160 @@ def ping_pong(rig, hub, link, a, b):
                         f"echoes {probes[-3:]})")
     assert not problems, "\n".join(problems) + "\n--- A ---\n" + interesting(
         rig.sroamd_log(a), mac) + "\n--- B ---\n" + interesting(rig.sroamd_log(b), mac)
+
+
+# -- restarts ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def served():
+    """A rig with a client on ap1, addresses and routes in place, probes running."""
+    with Rig() as rig:
+        client = rig.add_client("c1", rig.aps[0])
+        v4, _ = rig.wait_addresses(client)
+        prefix = client.prefix64()
+        wait_for(lambda: rig.serves(client.at, f"{v4}/32") and rig.serves(client.at, prefix),
+                 timeout=10, what="routes at ap1")
+        wait_for(lambda: rig.ping(client.ns, SERVER_V4, timeout=0.5), timeout=15,
+                 what="client reaches the server (IPv4)")
+        wait_for(lambda: rig.ping(client.ns, SERVER_V6, timeout=0.5), timeout=15,
+                 what="client reaches the server (IPv6)")
+        probes = {"IPv4": rig.start_udp_probe(client, interval_ms=INTERVAL_MS),
+                  "IPv6": rig.start_udp_probe(client, interval_ms=INTERVAL_MS, server=SERVER_V6)}
+        yield rig, client, probes
+
+
+def restart_and_check(rig, client, probes, sig, respawn_delay=0.0, peers_up=True):
+    ap = client.at
+    others = [other for other in rig.aps if other is not ap]
+    mac = client.mac
+    v4, v6, prefix = client.ipv4(), client.ipv6(), client.prefix64()
+    node = rig.node_id(ap)
+    assert node and logged_node_id(ap.sroamd) == node, "node id before the restart"
+    session = ap.hostapd.sta(mac)
+    assert "[AUTHORIZED]" in session.get("flags", ""), session
+    assert client.supplicant.is_authorized()
+    assert rig.serves(ap, f"{v4}/32") and rig.serves(ap, prefix)
+    assert default_route6(client)
+
+    problems = []
+    routes = rig.watch_routes(ap)
+    with ap.hostapd.monitor() as hostapd_events, supplicant_monitor(rig, client) as supp_events:
+        start = time.monotonic()
+        restart = rig.restart_sroamd(ap, sig, respawn_delay)
+        try:
+            wait_for(lambda: SYNCED.search(restart.new.output()), timeout=30,
+                     what="the restarted daemon to sync")
+        except TimeoutError as e:
+            problems.append(str(e))
+        synced = time.monotonic()
+        time.sleep(SETTLE)
+        end = time.monotonic()
+        time.sleep(0.5)  # the last probes' echoes come back
+        hostapd_seen = drain(hostapd_events)
+        supplicant_seen = drain(supp_events)
+    routes.stop()
+
+    timing = (f"{signal.Signals(sig).name}: exited after {restart.exited - restart.signalled:.2f} s"
+              f" (code {restart.exit_code}{', SIGKILLed' if restart.killed else ''}), respawned "
+              f"{restart.spawned - restart.exited:.1f} s later, up in "
+              f"{restart.up - restart.spawned:.2f} s, synced {synced - restart.up:.2f} s later")
+    if sig == signal.SIGTERM and (restart.killed or restart.exit_code != 0):
+        problems.append(f"SIGTERM: no clean exit ({timing})")
+
+    # The node id.
+    if logged_node_id(restart.new) != node or rig.node_id(ap) != node:
+        problems.append(f"node id changed: {node} -> logged {logged_node_id(restart.new)}, "
+                        f"state file {rig.node_id(ap)}")
+
+    # No station kicked, no new 802.1X session.
+    gone = [e for e in hostapd_seen if "AP-STA-DISCONNECTED" in e and mac in e]
+    if gone:
+        problems.append(f"hostapd on {ap.name} disconnected the station: {gone}")
+    after = ap.hostapd.sta(mac)
+    if "[AUTHORIZED]" not in after.get("flags", ""):
+        problems.append(f"hostapd on {ap.name} no longer lists {mac} authorized: {after or 'gone'}")
+    for counter in ("dot1xAuthSessionId", "dot1xAuthEapolStartFramesRx",
+                    "dot1xAuthEntersConnecting", "dot1xAuthEapolLogoffFramesRx"):
+        if after and after.get(counter) != session.get(counter):
+            problems.append(f"hostapd {counter}: {session.get(counter)} -> {after.get(counter)}"
+                            " (the station authenticated again)")
+    reauth = [e for e in supplicant_seen
+              if re.search(r"CTRL-EVENT-(EAP-STARTED|EAP-FAILURE|DISCONNECTED)", e)]
+    if reauth or not client.supplicant.is_authorized():
+        problems.append(f"the supplicant authenticated again or lost authorization: "
+                        f"{reauth}, {client.supplicant.status().get('suppPortStatus')}")
+
+    # The routes stayed, here only.
+    changes = route_events(routes, v4, prefix)
+    deleted = [line for line in changes if line.startswith("Deleted")]
+    if deleted:
+        problems.append(f"routes deleted on {ap.name} during the restart: {deleted}")
+    if not (rig.serves(ap, f"{v4}/32") and rig.serves(ap, prefix)):
+        problems.append(f"routes missing on {ap.name} after the restart: "
+                        f"{rig.routes(ap)} {rig.routes(ap, '-6')}")
+    for other in others:
+        if rig.serves(other, f"{v4}/32") or rig.serves(other, prefix):
+            problems.append(f"{other.name} has routes for the client")
+
+    # No outage.
+    outages = {}
+    for family, out in probes.items():
+        try:
+            longest, lost, sent = probe_losses(read_probes(out), start, end)
+        except ValueError as e:
+            problems.append(f"{family} probe: {e}")
+            continue
+        outages[family] = f"{family} longest loss {longest} probes ({longest * INTERVAL_MS} ms)" \
+                          f", {lost}/{sent} lost"
+        if longest > MAX_LOST:
+            problems.append(f"{family} probe outage: {outages[family]}")
+
+    # The client's addresses and IPv6 default route.
+    now = (client.ipv4(), client.ipv6(), client.prefix64())
+    if now != (v4, v6, prefix):
+        problems.append(f"client addresses changed: {(v4, v6, prefix)} -> {now}")
+    if not default_route6(client):
+        problems.append("the client lost its IPv6 default route (a router-lifetime-0 RA?)")
+
+    # Nothing kicked, and the peers still see the station here.
+    log = restart.new.output()
+    if "kicking it" in log:
+        problems.append("the restarted daemon kicked a station")
+    for other in others if peers_up else []:
+        holder = assoc_holder(rig, other, mac)
+        if holder is None or holder[0] != node:
+            problems.append(f"{other.name}'s store: association of {mac} = {holder}, not {node}")
+
+    report = (f"{timing}; {'; '.join(outages.values())}; route changes seen: {changes}")
+    print(report)
+    assert not problems, ("\n".join(problems) + f"\n\n{report}\n\n--- old daemon (tail) ---\n"
+                          + "\n".join(restart.old.output().splitlines()[-15:])
+                          + "\n--- restarted daemon ---\n" + interesting(log, mac))
+
+
+def test_sigterm_restart_is_invisible_to_the_client(served):
+    rig, client, probes = served
+    restart_and_check(rig, client, probes, signal.SIGTERM)
+
+
+def test_sigkill_and_respawn_is_invisible_to_the_client(served):
+    rig, client, probes = served
+    restart_and_check(rig, client, probes, signal.SIGKILL, PROCD_RESPAWN_DELAY)
+
+
+@pytest.mark.xfail(reason="a restart with no peer reachable syncs from an empty store after the "
+                          "grace period and removes the client's adopted routes as unwanted",
+                   strict=False)
+def test_restart_with_no_peer_reachable_is_invisible_to_the_client(served):
+    """The serving AP restarts while none of its flooding peers is up (a
+    one-AP site, an uplink down, the peers restarting too): nobody can give
+    it the client's leases back, and sync comes from the grace period
+    (10 s).  The adopted routes must stay for a station hostapd still lists.
+
+    Last of the restart tests: it stops the other APs' daemons (SIGKILL,
+    which leaves everything of theirs in place)."""
+    rig, client, probes = served
+    for other in rig.aps:
+        if other is not client.at:
+            other.sroamd.kill()
+    restart_and_check(rig, client, probes, signal.SIGTERM, peers_up=False)
