@@ -212,3 +212,118 @@ def test_no_renumbering_for_releases_or_clients_not_served(service):
     s.store.receive(other.key, other.seqno + 1, bytes.fromhex("020000000003"), 3600)
     assert s.sender.sent == [] and s.renumbered == 0
     assert s.store.lease_of(A, 1) is None
+
+
+# -- who is served: frames in through dhcp_frame / rs_frame ---------------------
+
+from sroamd.wire import dhcp, icmpv6  # noqa: E402
+from sroamd.wire.ip import BROADCAST_MAC, ipv4_udp_frame  # noqa: E402
+
+C = bytes.fromhex("020000000003")
+RELAY = bytes.fromhex("0200000000ee")
+
+
+def dhcp_in(src, kind, chaddr=None, giaddr=bytes(4), ciaddr=bytes(4), dst=b"\xff" * 4,
+            opts=None):
+    message = dhcp.DhcpMessage(xid=7, chaddr=(chaddr or src) + bytes(10), giaddr=giaddr,
+                               ciaddr=ciaddr, options={dhcp.OPT_MESSAGE_TYPE: kind, **(opts or {})})
+    return ipv4_udp_frame(src, BROADCAST_MAC, bytes(4), dst, 68, 67, dhcp.build(message))
+
+
+def rs_in(src):
+    ll = b"\xfe\x80" + bytes(6) + src[:3] + b"\xff\xfe" + src[3:]
+    return icmpv6.build_frame(icmpv6.build_rs(icmpv6.NdOptions(source_lladdr=src)), src,
+                              icmpv6.multicast_mac(icmpv6.ALL_ROUTERS), ll, icmpv6.ALL_ROUTERS)
+
+
+def offers(s):
+    return [f for _, f in s.sender.sent if f[12:14] == b"\x08\x00"]
+
+
+def test_chaddr_must_be_the_frame_source_unless_relayed(service):
+    s = service
+    seen = []
+    s.on_client_seen = lambda ifname, mac: seen.append(mac)
+    s.dhcp_frame("wl0", dhcp_in(A, dhcp.DISCOVER, chaddr=B))
+    s.dhcp_frame("wl0", dhcp_in(A, dhcp.INFORM, chaddr=B))
+    s.dhcp_frame("wl0", dhcp_in(A, dhcp.RELEASE, chaddr=B, ciaddr=GW))
+    assert s.dhcp.dropped["chaddr_mismatch"] == 3 and seen == [] and offers(s) == []
+    s.dhcp_frame("wl0", dhcp_in(A, dhcp.DISCOVER))
+    assert seen == [A] and len(offers(s)) == 1
+    # A relay's frame comes from the relay; its client is never claimed.
+    s.dhcp_frame("wl0", dhcp_in(RELAY, dhcp.DISCOVER, chaddr=C, giaddr=GW))
+    assert seen == [A] and C in s.packet_clients
+    assert s.dhcp.dropped["chaddr_mismatch"] == 3
+
+
+def test_frames_not_for_us_or_broken_are_counted(service):
+    s = service
+    s.dhcp_frame("wl0", dhcp_in(A, dhcp.DISCOVER, dst=bytes([192, 0, 2, 77])))
+    good = dhcp_in(A, dhcp.DISCOVER)
+    s.dhcp_frame("wl0", good[:-1] + bytes([good[-1] ^ 1]))  # UDP checksum
+    s.dhcp_frame("wl0", good[:30])
+    s.dhcp_frame("wl0", dhcp_in(b"\x01" + A[1:], dhcp.DISCOVER))
+    assert s.dhcp.dropped == {"not_for_us": 1, "bad_checksum": 1, "truncated": 1,
+                              "multicast_source": 1}
+    assert s.clients == {} and s.packet_clients == {}
+
+
+def test_with_a_station_source_only_its_stations_are_served(service):
+    s = service
+    stations = {A: "wl0"}
+    seen = []
+    s.is_station = lambda ifname, mac: stations.get(mac) == ifname
+    s.on_client_seen = lambda ifname, mac: seen.append(mac)
+    s.dhcp_frame("wl0", dhcp_in(B, dhcp.DISCOVER))
+    s.rs_frame("wl0", rs_in(B))
+    assert s.dhcp.dropped["not_station"] == 1 and s.rs_dropped["not_station"] == 1
+    assert s.sender.sent == [] and s.store.leases_of(B, 1) == []
+    s.dhcp_frame("wl0", dhcp_in(A, dhcp.DISCOVER))
+    s.rs_frame("wl0", rs_in(A))
+    assert len(s.sender.sent) == 2 and seen == []  # served; packets never claim
+    # A relay must be a station; the clients behind it are bounded.
+    s.dhcp_frame("wl0", dhcp_in(RELAY, dhcp.DISCOVER, chaddr=C, giaddr=GW))
+    assert s.dhcp.dropped["not_station"] == 2
+    stations[RELAY] = "wl0"
+    s.dhcp_frame("wl0", dhcp_in(RELAY, dhcp.DISCOVER, chaddr=C, giaddr=GW))
+    assert list(s.packet_clients) == [C] and s.clients == {}
+
+
+def test_packet_clients_are_bounded_and_forgotten_when_silent(service):
+    s = service
+    s.max_packet_clients = 3
+    s.packet_idle = 100
+    gone = []
+    s.on_client_gone = lambda ifname, mac: (gone.append(mac), s.client_left(mac))
+    macs = [bytes([2, 0, 0, 0, 1, i]) for i in range(6)]
+    for mac in macs:
+        s.dhcp_frame("wl0", dhcp_in(mac, dhcp.DISCOVER))
+    assert set(s.clients) == set(macs[:3]) and len(s.packet_clients) == 3
+    assert s.dhcp.dropped["too_many_clients"] == 3
+    s.rs_frame("wl0", rs_in(macs[5]))
+    assert s.rs_dropped["too_many_clients"] == 1
+    # RELEASE from an unknown MAC: handled, nothing kept.
+    s.dhcp_frame("wl0", dhcp_in(macs[4], dhcp.RELEASE, ciaddr=GW, opts={dhcp.OPT_SERVER_ID: GW}))
+    assert s.dhcp.events["release_refused"] == 1 and len(s.packet_clients) == 3
+    s.store.clock.now += 60
+    s.dhcp_frame("wl0", dhcp_in(macs[0], dhcp.DISCOVER))  # macs[0] speaks again
+    s.store.clock.now += 60  # macs[1], macs[2] silent for 120 s; macs[0] for 60 s
+    s.dhcp_frame("wl0", dhcp_in(macs[3], dhcp.DISCOVER))
+    assert gone == macs[1:3] and set(s.clients) == {macs[0], macs[3]}
+    assert s.packet_clients_expired == 2
+
+
+def test_offers_to_clients_without_a_lease_are_bounded(service):
+    s = service
+    s.dhcp.max_offers = 2
+    macs = [bytes([2, 0, 0, 0, 2, i]) for i in range(4)]
+    for mac in macs:
+        s.dhcp_frame("wl0", dhcp_in(mac, dhcp.DISCOVER))
+    assert len(offers(s)) == 2 and s.dhcp.dropped["too_many_offers"] == 2
+    assert s.dhcp.status()["offers_outstanding"] == 2
+    # A client with a lease is offered it again whatever the count.
+    s.dhcp_frame("wl0", dhcp_in(macs[0], dhcp.DISCOVER))
+    assert len(offers(s)) == 3
+    s.store.clock.now += 11  # the offers lapse
+    s.dhcp_frame("wl0", dhcp_in(macs[2], dhcp.DISCOVER))
+    assert len(offers(s)) == 4 and s.dhcp.status()["offers_outstanding"] == 1
