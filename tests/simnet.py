@@ -22,12 +22,17 @@ and heal.  A restarted node comes back with an empty store, with its node id
 or a new one; what it had written to its sockets is still delivered (the
 kernel flushes on exit), what was in flight to it is lost.
 
-The workload: stations associate, roam (with or without a disassociation
-event at the old AP), bounce between two APs, leave; DHCP exchanges through
-Leases (10 s offers, then the lease; offers never taken; renewals,
-releases), IPv6 /64s; the same address requested on both sides of a
-partition; data injected as a foreign peer (C sroamd) would send them, with
-seqnos that may be exactly 0x8000 apart.
+The workload: stations associate, roam (with or without a prompt
+disassociation event at the old AP; without one, hostapd there reports it
+when its inactivity timer runs out), bounce between two APs, leave; DHCP
+exchanges through Leases (10 s offers, then the lease; offers never taken;
+renewals, releases), IPv6 /64s; the same address requested on both sides
+of a partition; updates from foreign peers (C sroamd): on addresses no
+node here hands out, with any seqno and pairs exactly 0x8000 apart, and
+leases of the pool at seqnos 0-2 that conflict with ours.  The daemon's
+glue is mirrored: sync before serving (StartupSync, Leases
+allocation_allowed, Roaming syncing) when the code has it, hostapd's
+stations claimed again at start.
 
 At the schedule's end the network heals (links up, nodes up), the
 workload stops, and the simulation runs until nothing is in flight.  Then
@@ -36,19 +41,26 @@ the invariants (check_invariants):
   quiescence     no message in flight QUIESCE_BOUND simulated seconds after
                  the last external event (workload, link or node change);
   identical      every node holds the same live data: same keys, seqnos,
-                 values, expiries within tolerance (path delays plus the
-                 store's refresh threshold);
+                 values, expiries within tolerance (transit over any simple
+                 path, plus twice the store's refresh threshold);
   single_holder  no lease key live with two different MACs on two nodes;
-  lost           a write (a node's own change, tracked with its causal
-                 history) that no later write superseded and that should
-                 still be live is live everywhere, with its value (or that
-                 of a concurrent write) and its expiry;
+                 and, at any time, no node hands an address to a new MAC
+                 while a DHCP ACK for it that the node knows of still runs
+                 (unless released, or lost to a concurrent allocation);
+  lost           a write (a node's own change or a DHCP ACK, tracked with
+                 its causal history) that no later write superseded and
+                 that should still be live is live everywhere, with its
+                 value (unless a concurrent write with another value could
+                 beat it) and, for leases, its expiry;
   expiry         nothing is sent about a key, nor held live, longer than its
                  latest intended expiry plus tolerance (no lifetime gained
                  in transit, expired data stop travelling);
   roaming        a station is served only by the AP it is associated with,
-                 every store names that AP, and no AP ever kicked a station
-                 that was associated with it.
+                 and every store names that AP;
+  kick           no AP kicks a station associated with it, except after
+                 concurrent claims (two APs that each took the station on
+                 without knowing of the other's claim: counted in
+                 Result.concurrent_kicks, a limit roaming.py states).
 
 Deterministic: everything follows from the schedule's seed.  Replay one:
 
