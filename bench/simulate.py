@@ -13,6 +13,8 @@ seeds as it goes, then one JSON object on its last line:
   convergence_s   time from the heal to the last message, over the
                   schedules that went quiet: p50 / p90 / p99 / max
   lost_messages_per_schedule           in flight when a connection broke
+  concurrent_kicks  stations kicked from their AP after concurrent claims
+                    (counted, not failed: see tests/simnet.py)
 
 Usage: python3 bench/simulate.py [--schedules N] [--start S] [--jobs J]
                                  [--code DIR]   (DIR holds the sroamd package
@@ -52,7 +54,7 @@ def run_range(bounds):
     for seed in range(start, stop):
         r = simnet.run_schedule(seed)
         out.append((seed, sorted(r.failures), r.messages, r.updates, r.lost_messages,
-                    r.simulated, r.converged_after))
+                    r.simulated, r.converged_after, getattr(r, "concurrent_kicks", 0)))
     return out
 
 
@@ -113,6 +115,7 @@ def main() -> int:
         "messages_per_schedule": spread([row[2] for row in rows]),
         "updates_per_schedule": spread([row[3] for row in rows]),
         "lost_messages_per_schedule": round(statistics.fmean(row[4] for row in rows), 2),
+        "concurrent_kicks": sum(row[7] for row in rows),
         "convergence_s": {"n": len(converged),
                           **{f"p{p}": round(percentile(converged, p), 2) for p in (50, 90, 99)},
                           "max": round(max(converged), 2)} if converged else None,
