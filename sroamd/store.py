@@ -43,8 +43,9 @@ conflicts and treats any later expiry as a refresh to flood on:
     space or more away from a live datum (no node jumps so far) is ignored:
     see seqnos_far_apart().
   * An expired datum is only a memory of its seqno: a live update replaces it
-    whatever its seqno, and an expired update (time 0, as C sroamd dumps
-    them) never replaces a live datum.  Expired data are forgotten after
+    whatever its seqno (but not an older one in its last seconds, nor the
+    same datum unless it gains refresh_gain()), and an expired
+    update (time 0, as C sroamd dumps them) never replaces a live datum.  Expired data are forgotten after
     EXPIRED_RETENTION seconds.
 
 Local extensions follow the same rule: a datum extended by less than
@@ -252,6 +253,13 @@ class Store:
                 # What we let expire, coming back round a loop of peers with
                 # the transit delay added: taking it would keep it alive
                 # for ever, each node reviving it as its own copy lapses.
+                return Outcome.IGNORED, datum
+            if seqno_compare(seqno, datum.seqno) < 0 and remaining < REFRESH_GAIN_MIN:
+                # An older datum in its last seconds, still live elsewhere by
+                # the transit delays it gained, must not take the place of a
+                # newer one that has lapsed: two data of one key then revive
+                # each other round a loop as each copy lapses.  A longer-lived
+                # one may (a C sroamd restarts a forgotten key at seqno 0).
                 return Outcome.IGNORED, datum
             self._replace(datum, seqno, value, expires, origin)
             return Outcome.CHANGED, datum

@@ -354,3 +354,16 @@ def test_far_seqnos_cannot_replace_each_other_round_a_loop(clock):
     assert s.get(KEY).seqno == 41932
     clock.now += 61  # lapsed: anything live is taken again
     assert s.receive(KEY, 30000, MAC_A, 60)[0] is Outcome.CHANGED
+
+
+def test_an_older_datum_does_not_revive_a_key_that_just_lapsed(store, clock):
+    """Regression (simulation seed 975): two data of one key near their end
+    (seqnos 39007 and 6239) revived each other round a ring of 1-2 s links,
+    each replacing the other's lapsed copy, 72 s past their expiry."""
+    store.receive(KEY, 39007, MAC_A, 2)
+    clock.now += 3.0  # lapsed
+    assert store.receive(KEY, 6239, MAC_B, 2)[0] is Outcome.IGNORED  # older, in its last seconds
+    assert store.receive(KEY, 39008, MAC_B, 2)[0] is Outcome.CHANGED  # newer: taken
+    clock.now += 3.0
+    # A long-lived older datum is taken (a restarted C sroamd's seqno 0).
+    assert store.receive(KEY, 0, MAC_A, 600)[0] is Outcome.CHANGED
