@@ -463,3 +463,35 @@ def test_random_macs_leave_bounded_state(lab):
     status = guarded.status()
     assert served(guarded) == {station.mac}
     assert status["ipv4_leases"] == 1 and status["service"]["packet_clients"] == 0
+
+
+@netns
+def test_unicast_to_port_67_finds_a_socket(lab):
+    """DHCP is read from the packet socket, but the UDP socket on port 67
+    stays (its filter drops all): a unicast renewal gets no ICMP port
+    unreachable, which a connected UDP socket would see as ECONNREFUSED."""
+    ap = make_ap(lab, "ap1")
+    service = Service(lab, ap.ns)
+    client = make_client(lab, ap, "u")
+    address = udhcpc_lease(lab, client)
+    client.ns.ip("addr", "add", f"{address}/32", "dev", client.ifname)
+    client.ns.ip("route", "add", GATEWAY, "dev", client.ifname)
+    message = dhcp.DhcpMessage(xid=1, ciaddr=socket.inet_aton(address),
+                               chaddr=mac_bytes(client.mac) + bytes(10),
+                               options={dhcp.OPT_MESSAGE_TYPE: dhcp.INFORM})
+
+    def inform():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((address, 68))
+            s.connect((GATEWAY, 67))
+            s.settimeout(2)
+            s.send(dhcp.build(message))
+            try:
+                return s.recv(2048)     # (the ACK goes to the client's MAC, not here)
+            except socket.timeout:
+                return None
+            except ConnectionRefusedError:
+                return "refused"
+    assert in_netns(client.ns.name, inform) != "refused"
+    wait_for(lambda: service.status()["service"]["dhcp"]["sent"].get("ACK", 0) >= 2, 5,
+             what="the INFORM answered")
