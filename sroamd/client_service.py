@@ -79,7 +79,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import signal
 import socket
 from collections import Counter, OrderedDict
 from typing import Callable
@@ -180,7 +179,6 @@ class ClientService:
         self._started_at = 0.0
         self.is_synced = False
         self.withdraw_at_stop = False  # a stop for good (SIGUSR2): routes go, final RAs
-        self._signal = False
         # Served clients whose /64 went to another client: MAC -> lost /64s
         # still to be withdrawn (an RA is sent soon, with the new /64).
         self._renumber: dict[bytes, list[bytes]] = {}
@@ -203,11 +201,6 @@ class ClientService:
         self._reconcile()
         self.store.listeners.append(self.on_store_change)
         self._arm_reconcile()
-        try:  # (only in the main thread: not when a test runs us in another)
-            self._loop.add_signal_handler(signal.SIGUSR2, self.stop_for_good)
-            self._signal = True
-        except (ValueError, RuntimeError, NotImplementedError):
-            pass
         if self.is_synced:
             self._schedule_release()
 
@@ -245,9 +238,6 @@ class ClientService:
             if timer is not None:
                 timer.cancel()
         self._reconcile_timer = self._release_timer = self._sweep_timer = None
-        if self._signal:
-            self._loop.remove_signal_handler(signal.SIGUSR2)
-            self._signal = False
         if self.withdraw_at_stop:
             infos = [info for info in map(self._link_info, self.config.interfaces) if info]
             for ifname, frame in self.ra.final(infos):

@@ -165,6 +165,10 @@ class Daemon:
                 self._spawn(self.ubus.send_event(ubus_object.ROAM_EVENT,
                                                  ubus_object.roam_event(action)))
 
+    def _stop_for_good(self) -> None:
+        if self.clients is not None:
+            self.clients.stop_for_good()
+
     async def _kick(self, action: Kick) -> None:
         try:
             await self.stations.kick(action.ifname, action.mac)
@@ -186,6 +190,9 @@ class Daemon:
         for signo in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(signo, self._stopping.set)
         loop.add_signal_handler(signal.SIGUSR1, self.dump)
+        # The init script's `stop` (not a restart) sends SIGUSR2 first: the
+        # routes are withdrawn at exit (see ClientService.stop).
+        loop.add_signal_handler(signal.SIGUSR2, self._stop_for_good)
         log.warning("starting, node id %s", self.node_id.hex())
         if not self.sync.synced:
             log.warning("no new addresses until the store is synced from a peer "
