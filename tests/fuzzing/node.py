@@ -191,8 +191,13 @@ class Node:
         if not ra_clients <= served:
             raise Violation("state_leak_ra", f"{len(ra_clients - served)} RA schedules for "
                             "clients not served")
-        if len(served) > MAX_CLIENT_STATE:
+        # With a station source, hostapd's table bounds who is served (checked
+        # above: served only if a station); without, packets must not grow it.
+        if not self.station_source and len(served) > MAX_CLIENT_STATE:
             raise Violation("unbounded_clients", f"{len(served)} clients served")
+        packet_clients = getattr(self.clients, "packet_clients", ())
+        if len(packet_clients) > MAX_CLIENT_STATE:
+            raise Violation("unbounded_packet_clients", f"{len(packet_clients)} remembered")
         offers = getattr(self.clients.dhcp, "_offers", None)
         if offers is not None and len(offers) > getattr(self.clients.dhcp, "max_offers", 1 << 30):
             raise Violation("unbounded_offers", f"{len(offers)} offers outstanding")
