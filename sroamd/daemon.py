@@ -14,6 +14,7 @@ from sroamd import ubus_object
 from sroamd.config import Config
 from sroamd.dump import format_dump, format_mac
 from sroamd.flood import Flooder
+from sroamd import snapshot
 from sroamd.identity import load_node_id
 from sroamd.roaming import (ASSOCIATION_REFRESH, Action, Kick, Roamed, Roaming, Serve,
                             Unserve)
@@ -68,6 +69,11 @@ class Daemon:
         self.node_id = load_node_id(config)
         self.started = time.monotonic()
         self.store = Store()
+        # What the store held at the last clean stop (see snapshot.py).
+        self.snapshot_path = snapshot.snapshot_path(config.state_dir)
+        kept = snapshot.load(self.store, self.snapshot_path)
+        if kept:
+            log.warning("%d data kept from before the restart", kept)
         self.sync = StartupSync(time.monotonic, config.sync_grace,
                                 has_peers=bool(config.peers) or config.port is not None)
         self.flooder = Flooder(self.store, config.port, config.peers, config=config)
@@ -221,6 +227,8 @@ class Daemon:
             if self.clients is not None:
                 await self.clients.stop()
             await self.flooder.stop()
+            if self.clients is None or not self.clients.withdraw_at_stop:
+                snapshot.save(self.store, self.snapshot_path)
 
     async def _expire_loop(self) -> None:
         while True:
