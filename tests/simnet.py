@@ -1093,7 +1093,8 @@ class Net:
             known = [d.seqno for n in self.nodes if n.up
                      for d in [n.store.live(key)] if d is not None]
             known += [w.seqno for w in self.writes.get(key, ())]
-            if any(store_mod.seqnos_far_apart(seqno, k) for k in known):
+            far_apart = getattr(store_mod, "seqnos_far_apart", None)  # (newer code only)
+            if far_apart is not None and any(far_apart(seqno, k) for k in known):
                 # Only a broken or hostile peer jumps a quarter of the
                 # seqno space: the store ignores such an update where a
                 # live datum holds the key (store.seqnos_far_apart), so the
