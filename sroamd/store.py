@@ -44,7 +44,8 @@ conflicts and treats any later expiry as a refresh to flood on:
     see seqnos_far_apart().
   * An expired datum is only a memory of its seqno: a live update replaces it
     whatever its seqno (but not an older one in its last seconds, nor the
-    same datum unless it gains refresh_gain()), and an expired
+    same datum unless it gains refresh_gain(), nor for REVIVE_GRACE seconds
+    the value that lost a conflict with it), and an expired
     update (time 0, as C sroamd dumps them) never replaces a live datum.  Expired data are forgotten after
     EXPIRED_RETENTION seconds.
 
@@ -77,6 +78,9 @@ KEY_LENGTHS = {IPV4_LEASE: 5, IPV6_LEASE: 9, ASSOCIATION: 7}
 REFRESH_GAIN = 30.0
 REFRESH_GAIN_MIN = 10.0
 EXPIRED_RETENTION = 600.0
+# For this long after a datum lapsed, the loser of a conflict with it does
+# not take its place (see receive()).
+REVIVE_GRACE = 30.0
 MAX_TIME = 0xFFFFFFFF
 
 
@@ -248,18 +252,8 @@ class Store:
         if ours_live and not theirs_live:
             return Outcome.IGNORED, datum
         if theirs_live and not ours_live:
-            if (seqno == datum.seqno and value == datum.value
-                    and expires <= datum.expires + refresh_gain(remaining)):
-                # What we let expire, coming back round a loop of peers with
-                # the transit delay added: taking it would keep it alive
-                # for ever, each node reviving it as its own copy lapses.
-                return Outcome.IGNORED, datum
-            if seqno_compare(seqno, datum.seqno) < 0 and remaining < REFRESH_GAIN_MIN:
-                # An older datum in its last seconds, still live elsewhere by
-                # the transit delays it gained, must not take the place of a
-                # newer one that has lapsed: two data of one key then revive
-                # each other round a loop as each copy lapses.  A longer-lived
-                # one may (a C sroamd restarts a forgotten key at seqno 0).
+            if seqno_compare(seqno, datum.seqno) <= 0 and not self._revives(
+                    datum, seqno, value, expires, remaining, now):
                 return Outcome.IGNORED, datum
             self._replace(datum, seqno, value, expires, origin)
             return Outcome.CHANGED, datum
@@ -283,6 +277,26 @@ class Store:
             return Outcome.CONFLICT_WON, datum
         self._replace(datum, seqno, value, expires, origin)
         return Outcome.CONFLICT_LOST, datum
+
+    @staticmethod
+    def _revives(datum: Datum, seqno: int, value: bytes, expires: float,
+                 remaining: int, now: float) -> bool:
+        """Whether a live update that is not newer may replace a datum that
+        lapsed here.  Copies of data in their last seconds stay live
+        elsewhere by the transit delays they gained; taken back, they go
+        round a loop of peers, each node reviving what lapsed at the one
+        before, for ever (two values of a conflict chase each other so)."""
+        if remaining < REFRESH_GAIN_MIN:
+            return False  # in its last seconds: not worth reviving a key
+        if seqno == datum.seqno and value == datum.value:
+            # Our own datum coming round, unless its holder refreshed it.
+            return expires > datum.expires + refresh_gain(remaining)
+        if seqno == datum.seqno and value < datum.value:
+            # The loser of the conflict, just after the winner lapsed here.
+            return now >= datum.expires + REVIVE_GRACE
+        # An older datum that lived on elsewhere (a partition healed, or a
+        # C sroamd that restarted a forgotten key at seqno 0): taken.
+        return True
 
     # -- local changes -----------------------------------------------------
 

@@ -367,3 +367,15 @@ def test_an_older_datum_does_not_revive_a_key_that_just_lapsed(store, clock):
     clock.now += 3.0
     # A long-lived older datum is taken (a restarted C sroamd's seqno 0).
     assert store.receive(KEY, 0, MAC_A, 600)[0] is Outcome.CHANGED
+
+
+def test_the_loser_of_a_conflict_does_not_revive_when_the_winner_lapses(store, clock):
+    """Regression (simulation seed 5244): the winner of a conflict had 4 s
+    left, the loser 16 s; on a ring each node took the loser back as soon as
+    its short copy of the winner lapsed, and the two chased each other 85 s
+    past their expiry."""
+    store.receive(KEY, 0, MAC_B, 4)
+    clock.now += 5.0  # the winner lapsed here
+    assert store.receive(KEY, 0, MAC_A, 16)[0] is Outcome.IGNORED  # the loser
+    clock.now += 30.0
+    assert store.receive(KEY, 0, MAC_A, 600)[0] is Outcome.CHANGED  # long after: taken
