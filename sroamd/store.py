@@ -58,9 +58,12 @@ from __future__ import annotations
 
 import enum
 import heapq
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
+
+log = logging.getLogger("sroamd.store")
 
 IPV4_LEASE = 0
 IPV6_LEASE = 1
@@ -77,6 +80,7 @@ KEY_LENGTHS = {IPV4_LEASE: 5, IPV6_LEASE: 9, ASSOCIATION: 7}
 # is still news.
 REFRESH_GAIN = 30.0
 REFRESH_GAIN_MIN = 10.0
+TRANSIT_ALLOWANCE = 1.0  # seconds a received datum is taken to have aged in transit
 EXPIRED_RETENTION = 600.0
 # For this long after a datum lapsed, the loser of a conflict with it does
 # not take its place (see receive()).
@@ -180,6 +184,7 @@ class Store:
         # (time, key) min-heap of expiries; stale entries are skipped when popped.
         self._expiry_heap: list[tuple[float, bytes]] = []
         self.listeners: list[Listener] = []
+        self.listener_errors = 0
 
     # -- reading -----------------------------------------------------------
 
@@ -237,6 +242,12 @@ class Store:
                 origin: object = None) -> tuple[Outcome, Datum | None]:
         """Merge an update from a peer; returns what happened and the datum now held."""
         now = self.clock()
+        # A received datum has aged in transit by an unknown delay, and its
+        # remaining time was rounded down to whole seconds: count a second of
+        # transit, so that data lose time going round a loop of peers instead
+        # of gaining what the loop's links add (see refresh_gain()).
+        if remaining > 0:
+            remaining = max(remaining - TRANSIT_ALLOWANCE, 0.001)
         expires = now + remaining
         datum = self._data.get(key)
         if datum is None:
@@ -416,4 +427,12 @@ class Store:
     def _notify(self, datum: Datum, old: bytes | None, origin: object) -> None:
         datum.announced = datum.expires
         for listener in self.listeners:
-            listener(datum, old, origin)
+            # One failing listener must not keep the change from the others
+            # (flooding, roaming, the client service each need every one).
+            try:
+                listener(datum, old, origin)
+            except Exception:
+                self.listener_errors += 1
+                if self.listener_errors == 1 or self.listener_errors % 1000 == 0:
+                    log.exception("store listener %r failed (%d so far)", listener,
+                                  self.listener_errors)

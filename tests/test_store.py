@@ -65,7 +65,8 @@ def test_key_helpers():
 def test_new_datum_is_inserted_and_passed_on(store):
     outcome, datum = store.receive(KEY, 5, MAC_A, 100, origin="p1")
     assert outcome is Outcome.CHANGED
-    assert (datum.seqno, datum.value, store.remaining(datum)) == (5, MAC_A, 100)
+    # A second is taken as spent in transit (TRANSIT_ALLOWANCE).
+    assert (datum.seqno, datum.value, store.remaining(datum)) == (5, MAC_A, 99)
     assert store.changes == [(KEY, 5, MAC_A, None, "p1")]
 
 
@@ -78,7 +79,7 @@ def test_newer_seqno_replaces_value_and_expiry(store):
     store.receive(KEY, 5, MAC_A, 100)
     outcome, datum = store.receive(KEY, 6, MAC_B, 50, origin="p2")
     assert outcome is Outcome.CHANGED
-    assert (datum.seqno, datum.value, store.remaining(datum)) == (6, MAC_B, 50)
+    assert (datum.seqno, datum.value, store.remaining(datum)) == (6, MAC_B, 49)
     assert store.changes[-1] == (KEY, 6, MAC_B, MAC_A, "p2")
 
 
@@ -102,9 +103,9 @@ def test_same_seqno_same_value_keeps_later_expiry(store, clock):
     store.receive(KEY, 3, MAC_A, 100)
     store.changes.clear()
     assert store.receive(KEY, 3, MAC_A, 50)[0] is Outcome.IGNORED
-    assert store.remaining(store.get(KEY)) == 100
+    assert store.remaining(store.get(KEY)) == 99
     outcome, datum = store.receive(KEY, 3, MAC_A, 300, origin="p")
-    assert outcome is Outcome.CHANGED and store.remaining(datum) == 300
+    assert outcome is Outcome.CHANGED and store.remaining(datum) == 299
     assert store.changes == [(KEY, 3, MAC_A, MAC_A, "p")]
 
 
@@ -121,7 +122,7 @@ def test_conflict_greater_value_wins_and_is_adopted(store):
     assert outcome is Outcome.CONFLICT_LOST
     # upstream keeps its own value here; we adopt the winner's.
     assert datum.value == MAC_B and datum.seqno == 3
-    assert store.remaining(datum) == 50
+    assert store.remaining(datum) == 49
     assert store.changes[-1] == (KEY, 3, MAC_B, MAC_A, "p")
 
 
@@ -237,7 +238,7 @@ def test_expire_reports_then_forgets(store, clock):
     store.receive(other, 1, MAC_B, 100)
     clock.now += 5
     assert store.expire() == []
-    assert store.next_expiry() == pytest.approx(1010)
+    assert store.next_expiry() == pytest.approx(1009)
     clock.now += 6
     expired = store.expire()
     assert [d.key for d in expired] == [KEY]
@@ -379,3 +380,37 @@ def test_the_loser_of_a_conflict_does_not_revive_when_the_winner_lapses(store, c
     assert store.receive(KEY, 0, MAC_A, 16)[0] is Outcome.IGNORED  # the loser
     clock.now += 30.0
     assert store.receive(KEY, 0, MAC_A, 600)[0] is Outcome.CHANGED  # long after: taken
+
+
+def test_a_datum_loses_time_going_round_a_slow_loop(clock):
+    """Regression (simulation seed 15796): a lease with 40 s left went round
+    a ring of ten 1.5 s links for ever, every node taking it back as a 15 s
+    refresh.  Received data now count a second of transit, so a datum
+    forwarded at once loses time at each hop instead of gaining the link's
+    delay minus rounding."""
+    ring = [Store(clock) for _ in range(10)]
+    ring[0].receive(KEY, 0, MAC_A, 41)
+    passes = 0
+    for hop in range(1, 200):
+        src, dst = ring[(hop - 1) % 10], ring[hop % 10]
+        datum = src.live(KEY)
+        if datum is None:
+            break
+        remaining = src.remaining(datum)
+        clock.now += 1.5
+        if dst.receive(KEY, 0, MAC_A, remaining)[0] is not Outcome.CHANGED:
+            break
+        passes += 1
+    assert passes < 20
+
+
+def test_a_failing_listener_does_not_hide_the_change_from_the_others(store):
+    seen = []
+
+    def broken(datum, old, origin):
+        raise ValueError("boom")
+
+    store.listeners.insert(0, broken)
+    store.listeners.append(lambda d, old, origin: seen.append(d.key))
+    store.receive(KEY, 1, MAC_A, 100)
+    assert seen == [KEY] and store.listener_errors == 1
