@@ -47,6 +47,9 @@ from sroamd.store import ASSOCIATION, Datum, Store, association_key, seqno_compa
 # stations still here every ASSOCIATION_REFRESH seconds.
 ASSOCIATION_TIME = 5400
 ASSOCIATION_REFRESH = ASSOCIATION_TIME // 3
+# A claim must look this much older than our uptime to be taken as made
+# before our start (see Roaming._before_start).
+LOCAL_TRUTH_MARGIN = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +174,11 @@ class Roaming:
         claim that looks older than our uptime is.  A younger one may be a
         real roam since our start (the station left while hostapd here still
         lists it): that one is obeyed."""
+        # Each hop rounds down to whole seconds and the store counts a second
+        # of transit on receipt: a relayed claim looks up to ~2 s older per
+        # hop, hence the margin.
         age = ASSOCIATION_TIME - self.store.remaining(datum)
-        return age - 1 >= self.store.clock() - self._started
+        return age - LOCAL_TRUTH_MARGIN >= self.store.clock() - self._started
 
     def _claim(self, mac: bytes, step: int) -> None:
         # put() notifies the listeners, on_store_change records the seqno.

@@ -29,7 +29,8 @@ conflicts and treats any later expiry as a refresh to flood on:
     most REFRESH_GAIN seconds, so that a 10 s offer cannot be kept alive by a
     loop of peers with seconds of delay, and a renewal still is news.
   * Comparing remaining times to settle a conflict is unsound for the same
-    reason: each side sees the other's time inflated by the transit delay, so
+    reason (except that a datum in its last seconds loses to one that is not,
+    see _we_win()): each side sees the other's time inflated by the transit delay, so
     with delays above any fixed slack both sides can believe they lost (and
     swap values for ever) or both won.  The value order is the same on every
     node whatever the delays, so every node settles on the same value.
@@ -284,10 +285,21 @@ class Store:
                 return Outcome.CHANGED, datum
             # Transit delay or a small local extension elsewhere: not news.
             return Outcome.IGNORED, datum
-        if datum.value > value:
+        if self._we_win(datum, value, remaining, now):
             return Outcome.CONFLICT_WON, datum
         self._replace(datum, seqno, value, expires, origin)
         return Outcome.CONFLICT_LOST, datum
+
+    @staticmethod
+    def _we_win(ours: Datum, their_value: bytes, their_remaining: float, now: float) -> bool:
+        """A conflict: the greater value wins, unless one side is in its last
+        seconds and the other is not (a winner about to lapse would leave the
+        node that kept it without the lease every other node holds)."""
+        ours_ending = ours.expires - now < REFRESH_GAIN_MIN
+        theirs_ending = their_remaining < REFRESH_GAIN_MIN
+        if ours_ending != theirs_ending:
+            return theirs_ending
+        return ours.value > their_value
 
     @staticmethod
     def _revives(datum: Datum, seqno: int, value: bytes, expires: float,
@@ -303,8 +315,10 @@ class Store:
             # Our own datum coming round, unless its holder refreshed it.
             return expires > datum.expires + refresh_gain(remaining)
         if seqno == datum.seqno and value < datum.value:
-            # The loser of the conflict, just after the winner lapsed here.
-            return now >= datum.expires + REVIVE_GRACE
+            # The loser of the conflict, just after the winner lapsed here:
+            # only if it has long to live (then it is a lease every other
+            # node holds, not a copy chasing the winner round a loop).
+            return now >= datum.expires + REVIVE_GRACE or remaining >= REVIVE_GRACE
         # An older datum that lived on elsewhere (a partition healed, or a
         # C sroamd that restarted a forgotten key at seqno 0): taken.
         return True

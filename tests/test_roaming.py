@@ -184,5 +184,5 @@ def test_restart_local_truth_obeys_a_claim_made_since_the_start(setup):
     roaming = Roaming(store, ME, actions.append, syncing=True)
     roaming.station_associated("wlan0", MAC)
     clock.now += 5
-    store.receive(association_key(MAC), 900, OTHER, ASSOCIATION_TIME - 2)  # 2 s old
+    store.receive(association_key(MAC), 900, OTHER, ASSOCIATION_TIME - 8)  # 8 s old, 5 s up
     assert Kick("wlan0", MAC) in actions and roaming.clients == {}
