@@ -19,13 +19,14 @@ left out and the test says so.
 
 Each node is watched by a FloodPeer connected to it directly (a "watch"): it
 receives the node's dump and then every change, so the test sees each
-node's store as other nodes would.  Test peers inject through the watches
-as other nodes would: IPv4 and IPv6 leases, claims naming synthetic node
-ids, re-leases (seqno + 1, another MAC), releases (empty value), short-lived
-leases (12-20 s), keys whose seqno wraps past 0xffff, and, on the two sides
-of a partition, conflicting values for the same key (same seqno; seqno + 1
+node's store as other nodes would.  Test peers (a second FloodPeer per node:
+a node never sends a datum back where it came from) inject as other nodes
+would: IPv4 and IPv6 leases, claims naming synthetic node ids, re-leases
+(seqno + 1, another MAC), releases (empty value), short-lived leases (12-20
+s), a key whose seqno wraps past 0xffff, and, on the two sides of a
+partition, conflicting values for the same key (same seqno; seqno + 1
 against seqno + 2 with a release; seqnos exactly 0x8000 apart; a claim of
-one MAC for two node ids).
+one MAC for two node ids; leases of served stations).
 
 Schedule (seeded by SROAMD_CHAOS_SEED, so the same seed gives the same
 events, targets and parameters; timing is real): after an initial load,
@@ -43,33 +44,50 @@ is lifted (delays stay) and any node down is started again.
 
 Invariants, checked after the final heal
 ----------------------------------------
+Remaining times travel as relative whole seconds, and the receiver adds them
+to its own clock, so a datum that spent T seconds in transit (a slow link, a
+stall, a partition that held the connection) lives T seconds longer there.
+TRANSIT is the most a datum can have spent in transit: the n-1 slowest
+links plus the two longest holds, plus 3 s (printed as transit_bound_s).
+And a node may extend its own data by less than the store's refresh
+granularity (sroamd.store.REFRESH_GAIN, 0 if none) without telling anyone.
+
 I0 convergence: within CONVERGE_BOUND seconds of the final heal every
    watch shows the same live store (same keys, seqnos, values; expiry times
-   within TOL seconds), and it stays so; the time is printed.  Then for
-   QUIET seconds no node sends any update at all (nothing re-floods).
-I1 identical stores: a fresh connection to each node gets a dump with the
-   same keys, seqnos and values, remaining times within TOL.
+   within TRANSIT + refresh granularity) and it stays so for twice the
+   slowest link's delay + 1.5 s; the time to agreement is printed
+   (converged_s).  Then for QUIET seconds no node sends any update at all
+   (nothing re-floods for ever).
+I1 identical stores: a fresh connection to each node gets a dump (within 8
+   s) with the same keys, seqnos and values as every other node's,
+   remaining times within the same tolerance; and what each node holds is
+   what it flooded to its watch (no change left unannounced).
 I2 no address leased to two MACs: follows from I1 per key; moreover every
    lease's value is a MAC (or release) that a test peer injected for that
    key with that seqno (nothing invented, no value adopted from another
-   key), and, as the workload never gives one MAC two keys of one kind, no
-   MAC holds two live leases of one kind.
+   key), except a new lease an AP gave one of its stations; and, as the
+   workload never gives one MAC two keys of one kind, no MAC holds two live
+   leases of one kind.
 I3 nothing acknowledged is lost: a datum (key, seqno, value) is
    *acknowledged* once the watches of two different nodes have seen it
-   live.  Unless its lifetime (as injected, or as first seen) ends before
-   the check, the final store holds that key with a seqno that is not older
-   (16-bit serial arithmetic) and, at an equal seqno, the same value or the
-   value of another acknowledged or injected datum of that seqno (it lost a
-   conflict to a real contender).
-I4 no datum gains time: no injected datum outlives what it was injected
-   with (+TOL), and the short-lived ones are gone from every node.
+   live (one node alone may legitimately take it to its grave: nothing is
+   persisted, and one node at a time is killed).  Unless its lifetime (as
+   injected, or as first seen) ends before the check, the final store holds
+   that key with a seqno that is not older (16-bit serial arithmetic) and,
+   at an equal seqno, the same value or the value of another acknowledged
+   or injected datum of that seqno (it lost a conflict to a real contender).
+I4 no datum gains time: on no node does an injected datum (other than a
+   station's lease or claim, which the serving AP extends) outlive what it
+   was injected with by more than TRANSIT, and the short-lived ones are gone
+   from every node.
 I5 routes only at the serving AP (with APs): each AP's proto-44 routes are
-   exactly the leases of the stations its hostapd lists whose final claim
-   names this AP's node id (as `ubus call sroamd status` reports it); a
-   station the test left associated with an AP was never kicked from it,
-   and its claim names that AP; a station the test moved to a synthetic
-   node is routed by no AP.
-I6 hygiene: a SIGTERM'd daemon exits 0; no daemon log shows a traceback.
+   exactly the live leases of the stations its hostapd lists whose final
+   claim names this AP's node id (as `ubus call sroamd status` reports it);
+   a station the test left associated with an AP was never kicked from it
+   (hostapd's del_client removes it), and its claim names that AP; a
+   station the test handed to a synthetic node is routed by no AP.
+I6 hygiene: a SIGTERM'd daemon exits 0; no daemon log shows a traceback or
+   an internal error.
 
 SROAMD_CHAOS_LONG=1 runs a longer schedule (8 nodes, 60 events);
 SROAMD_CHAOS_APS=0 leaves the APs out.
@@ -193,14 +211,15 @@ class Ledger:
     def __init__(self):
         self.injected: dict[bytes, list[Injection]] = {}
         self.acks: dict[tuple[bytes, int, bytes], Ack] = {}
-        self.history: dict[bytes, list] = {}  # key -> (t, node, update) for keys traced
+        self.history: dict[bytes, list] = {}  # key -> (t, node, update) as the watches saw them
 
     def inject(self, node: str, u: Update, t: float) -> None:
         self.injected.setdefault(u.key, []).append(Injection(u.seqno, u.value, t, u.time, node))
 
     def observed(self, node: str, u: Update, t: float) -> None:
-        if u.key in self.history:
-            self.history[u.key].append((t, node, u))
+        trail = self.history.setdefault(u.key, [])
+        if len(trail) < 300:  # (a flood that never stops would fill memory)
+            trail.append((t, node, u))
         if u.time <= 0:
             return
         ack = self.acks.get((u.key, u.seqno, u.value))
@@ -672,7 +691,6 @@ class Chaos:
         for _ in range(p.short_lived):
             u = self.lease_update(0, self.rng.randrange(12, 21))
             self.short_keys.append(u.key)
-            self.ledger.history[u.key] = []
             updates.append(u)
         if p.aps:
             for _ in range(p.stations):
@@ -1164,17 +1182,13 @@ class Chaos:
                 continue
             acked += 1
             got = final.get(key)
-            desc = f"{key_text(key)} s{seqno}/{value.hex() or '-'} (seen at {sorted(ack.nodes)})"
+            desc = (f"{key_text(key)} s{seqno}/{value.hex() or '-'} (seen at {sorted(ack.nodes)}; "
+                    f"{self.trail(key)})")
             if got is None:
                 violations.append(f"I3: lost {desc}: the key is gone")
-            elif newer(seqno, got[0]):
-                violations.append(f"I3: lost {desc}: final seqno {got[0]} is older")
-            elif got[0] == seqno and got[1] != value:
-                contenders = {(s, v) for (k, s, v) in self.ledger.acks if k == key} | \
-                    {(i.seqno, i.value) for i in self.ledger.injected.get(key, ())}
-                if (got[0], got[1]) not in contenders:
-                    violations.append(f"I3: lost {desc}: replaced by s{got[0]}/{got[1].hex()}, "
-                                      "no contender of that seqno")
+            elif (got[0], got[1]) not in self.successors(key, seqno, value):
+                violations.append(f"I3: lost {desc}: final s{got[0]}/{got[1].hex() or '-'} "
+                                  "does not supersede it")
         f["acknowledged_checked"] = acked
         # I4
         gained = []
@@ -1193,9 +1207,7 @@ class Chaos:
             violations.append(f"I4: data outlive their injected lifetime: {gained[:12]}")
         alive_short = [f"{key_text(k)}: " + ", ".join(
                            f"{n}={d[k][2] - now:.1f}" for n, d in sorted(dumps.items()) if k in d)
-                       + "; flooded: " + ", ".join(
-                           f"{t - self.t0:.1f} {n} s{u.seqno} {u.time}s"
-                           for t, n, u in self.ledger.history.get(k, ()))
+                       + "; " + self.trail(k)
                        for k in self.short_keys if any(k in d for d in dumps.values())]
         if alive_short:
             violations.append(f"I4: short-lived data still alive: {alive_short}")
@@ -1240,6 +1252,38 @@ class Chaos:
                 at = text.find("Traceback") if "Traceback" in text else text.find("internal error")
                 violations.append(f"I6: {node.name} log: {text[max(0, at - 200):at + 1500]}")
         return violations, f
+
+    def successors(self, key: bytes, seqno: int, value: bytes) -> set[tuple[int, bytes]]:
+        """(seqno, value) of key that legitimately supersede (seqno, value), step by step.
+
+        One step: a newer seqno; a seqno exactly 0x8000 away (the pair is
+        ordered by a rule the test does not presume); the same seqno with
+        another value (a conflict).  The steps go through data a test peer
+        injected or a watch saw (an AP's claims, its new leases), so that a
+        datum beaten in a 0x8000 tie, then re-leased at the winner's seqno + 1,
+        counts as superseded and not lost.
+        """
+        known = {(s, v) for (k, s, v) in self.ledger.acks if k == key}
+        known |= {(i.seqno, i.value) for i in self.ledger.injected.get(key, ())}
+        reached = {(seqno, value)}
+        frontier = [(seqno, value)]
+        while frontier:
+            s1, v1 = frontier.pop()
+            for s2, v2 in known:
+                if (s2, v2) in reached:
+                    continue
+                if newer(s2, s1) or (s2 - s1) & 0xFFFF == 0x8000 or (s2 == s1 and v2 != v1):
+                    reached.add((s2, v2))
+                    frontier.append((s2, v2))
+        return reached
+
+    def trail(self, key: bytes) -> str:
+        """What was injected for key and what the watches saw, in order."""
+        items = [(i.t, f"inject@{i.node} s{i.seqno}/{i.value[-2:].hex() or '-'} {i.time}s")
+                 for i in self.ledger.injected.get(key, ())]
+        items += [(t, f"{n} s{u.seqno}/{u.value[-2:].hex() or '-'} {u.time}s")
+                  for t, n, u in self.ledger.history.get(key, ())]
+        return ", ".join(f"{t - self.t0:.1f} {text}" for t, text in sorted(items, key=lambda x: x[0]))
 
     def report(self) -> str:
         lines = [f"events (seed {self.seed}):"]
