@@ -357,6 +357,7 @@ class Write:
     supersedes: frozenset  # ids of the writes its node knew of (causal past)
     reached: bool = False  # another node (or incarnation) learned of it
     ack: bool = False  # a DHCP ACK: the client holds the address until expires
+    reassociation: bool = False  # a claim for a station its node still served
 
 
 class SimSession:
@@ -484,6 +485,7 @@ class Node:
         self.incarnation = 0
         self.node_id: bytes | None = None
         self.offset = 0.0
+        self.started_at = 0.0
         self.links: list[Link] = []
         self.store = self.flooder = self.roaming = self.leases = self.sync = None
         self.knowledge: dict[bytes, frozenset] = {}
@@ -502,6 +504,7 @@ class Node:
         # A monotonic clock of its own (any origin), running at the same rate.
         self.offset = net.rng.uniform(0, 10000)
         self.up = True
+        self.started_at = net.sim.now
         self.knowledge = {}
         store = self.store = store_mod.Store(clock=self.clock)
         store.listeners.append(self._on_change)  # first: before the Flooder sends
@@ -648,6 +651,7 @@ class Net:
         self.last_delivery = 0.0
         self.last_external = 0.0
         self.kicks_present: list[str] = []
+        self.reassociating = False  # (while a station associates again where it is served)
         self.concurrent_kicks = 0
         self.far_keys: dict[bytes, float] = {}  # key -> when its far datum lapses
         self.reuses: list[str] = []
@@ -693,6 +697,7 @@ class Net:
         write = Write(next(self.write_ids), node.index, node.incarnation, now, key, datum.seqno,
                       datum.value, datum.expires - node.offset if ack_until is None
                       else ack_until, known, ack=ack_until is not None)
+        write.reassociation = self.reassociating
         node.knowledge[key] = known | {write.id}
         self.writes.setdefault(key, []).append(write)
         self.write_by_id[write.id] = write
@@ -894,9 +899,10 @@ class Net:
             # them faster than flooding crosses between them): nothing a
             # node knows tells which association came last, and the store's
             # value order settles it.  Counted, not failed: roaming.py and
-            # the README state this limit.  A re-association of a station
-            # the node still served (the ping-pong) never gets here: its
-            # claim jumps two seqnos.
+            # the README state this limit.  Not excused: a claim made
+            # before this node started (a restart obeys no such claim,
+            # issue 10, 1), and a lost re-association of a station the node
+            # still served (the ping-pong, issue 10, 3).
             self.concurrent_kicks += 1
             self.trace_line(f"  (concurrent claims: {why})")
         else:
@@ -911,7 +917,9 @@ class Net:
 
     def claims_were_concurrent(self, node: Node, mac: bytes) -> bool:
         """Whether the claim that beat node's own was written without
-        knowledge of it (node's claim is not in its causal past)."""
+        knowledge of it (node's claim is not in its causal past), by a node
+        that could not know better: not a claim made before node started,
+        nor one that beat node's re-association (see kicked())."""
         key = store_mod.association_key(mac)
         datum = node.store.get(key)
         writes = self.writes.get(key, ())
@@ -921,7 +929,10 @@ class Net:
                    and w.value == datum.value]
         if not own or not winners:
             return False
-        return own[-1].id not in winners[-1].supersedes
+        ours, theirs = own[-1], winners[-1]
+        if theirs.time < node.started_at or ours.reassociation:
+            return False
+        return ours.id not in theirs.supersedes
 
     def why_kicked(self, node: Node, mac: bytes) -> str:
         key = store_mod.association_key(mac)
@@ -969,7 +980,9 @@ class Net:
         node = self.nodes[where]
         self.trace_line(f"station {station.mac.hex()} associates with {node.name}")
         if node.up:
+            self.reassociating = station.mac in node.roaming.clients
             node.roaming.station_associated(IFNAME, station.mac)
+            self.reassociating = False
         if old is not None and old != where:
             # hostapd at the old AP reports the station gone: at once when
             # it said goodbye, else when its inactivity timer runs out
