@@ -523,8 +523,13 @@ class Flooder:
                              getattr(session, "name", session), update.key.hex(), update.time,
                              remaining)
         try:
+            errors = self.store.listener_errors
             outcome, datum = self.store.receive(update.key, update.seqno, update.value,
                                                 remaining, origin=session)
+            if self.store.listener_errors != errors:
+                # The store contained a failing listener (it logs it): count
+                # it here too, with the peer that sent the datum.
+                self.listener_errors += self.store.listener_errors - errors
             # CHANGED and CONFLICT_LOST were passed on to the other sessions by
             # _on_store_change.  A conflict also goes back to the sender: when we
             # won, it must adopt our value; when we lost, our echo lets a sender
