@@ -23,11 +23,13 @@ leave).  Claims of equal seqno (two nodes claiming a station neither was
 serving, on the same old claim) are settled by the store's value order, and
 the loser gives the station up.
 
-Local truth after a restart.  Until the store is synced, the stations
-hostapd lists here are ours whatever claim made before our start the peers'
-dumps bring (the claim we made before restarting, under a node id that may
-have changed, or a stale one): such a claim is answered with a claim above
-it, never with a kick.  A claim made since our start is a real roam.
+Local truth after a restart.  Until the store is synced (a peer's dump is
+in: well under a second when a peer is up), the stations hostapd lists here
+are ours whatever claim arrives (the claim we made before restarting, under
+a node id that may have changed, or another AP's from before the station
+came here while we were down): such a claim is answered with a claim above
+it, never with a kick.  The price: a station that leaves this AP within that
+window is kicked from the AP it went to once, and associates again.
 
 What no node can tell: two APs that each take on a station without having
 heard of the other's claim (the station visited both faster than flooding
@@ -47,9 +49,6 @@ from sroamd.store import ASSOCIATION, Datum, Store, association_key, seqno_compa
 # stations still here every ASSOCIATION_REFRESH seconds.
 ASSOCIATION_TIME = 5400
 ASSOCIATION_REFRESH = ASSOCIATION_TIME // 3
-# A claim must look this much older than our uptime to be taken as made
-# before our start (see Roaming._before_start).
-LOCAL_TRUTH_MARGIN = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +92,28 @@ class Roaming:
         # Stations claimed before the store was synced: local truth (above).
         self._syncing = syncing
         self._local_truth: set[bytes] = set()
-        self._started = store.clock()
         self.roams_in = 0
         self.roams_out = 0
         self.reclaims = 0  # claims answered with a claim of ours
+        self.stale_claims = 0  # claims of ours for stations not here, given up
         store.listeners.append(self.on_store_change)
 
     def synced(self) -> None:
-        """The store holds the peers' data: claims from now on follow the usual rules."""
+        """The store holds the peers' data: claims from now on follow the usual rules,
+        and claims naming this node for stations that are not here are given up."""
         self._syncing = False
         self._local_truth.clear()
+        for datum in self.store.live_data():
+            if datum.kind == ASSOCIATION and datum.value == self.node_id:
+                self._give_up_stale(datum.key[1:])
+
+    def _give_up_stale(self, mac: bytes) -> None:
+        """A claim of ours for a station that is not here: made before a
+        crash, whose give-up was lost with it.  Left alone, the domain would
+        believe us for 90 minutes."""
+        if mac not in self.clients:
+            self.stale_claims += 1
+            self.store.put(association_key(mac), b"", ASSOCIATION_TIME)
 
     def station_associated(self, ifname: str, mac: bytes) -> None:
         previous = self.store.live(association_key(mac))
@@ -135,14 +146,15 @@ class Roaming:
         mac = datum.key[1:]
         ifname = self.clients.get(mac)
         if ifname is None:
+            if datum.value == self.node_id and not self._syncing:
+                self._give_up_stale(mac)
             return
         if datum.value == self.node_id:
             self._claims[mac] = datum.seqno
             return
-        if datum.value == b"" or (mac in self._local_truth and self._before_start(datum)):
+        if datum.value == b"" or mac in self._local_truth:
             # Nobody holds a station that is here (a give-up crossed our
-            # claim), or a claim made before we started that a restart must
-            # not obey.
+            # claim), or a claim that a restart must not obey.
             self.reclaims += 1
             self._claim(mac, 1)
             return
@@ -165,20 +177,6 @@ class Roaming:
                 self.store.extend(key, ASSOCIATION_TIME)
             else:
                 self._claim(mac, 1)
-
-    def _before_start(self, datum: Datum) -> bool:
-        """Whether a claim was certainly made before this process started.
-
-        Its age is known from its remaining time (claims are made for
-        ASSOCIATION_TIME); transit makes it look younger, never older, so a
-        claim that looks older than our uptime is.  A younger one may be a
-        real roam since our start (the station left while hostapd here still
-        lists it): that one is obeyed."""
-        # Each hop rounds down to whole seconds and the store counts a second
-        # of transit on receipt: a relayed claim looks up to ~2 s older per
-        # hop, hence the margin.
-        age = ASSOCIATION_TIME - self.store.remaining(datum)
-        return age - LOCAL_TRUTH_MARGIN >= self.store.clock() - self._started
 
     def _claim(self, mac: bytes, step: int) -> None:
         # put() notifies the listeners, on_store_change records the seqno.

@@ -29,13 +29,14 @@ conflicts and treats any later expiry as a refresh to flood on:
     most REFRESH_GAIN seconds, so that a 10 s offer cannot be kept alive by a
     loop of peers with seconds of delay, and a renewal still is news.
   * Comparing remaining times to settle a conflict is unsound for the same
-    reason (except that a datum in its last seconds loses to one that is not,
-    see _we_win()): each side sees the other's time inflated by the transit delay, so
+    reason: each side sees the other's time inflated by the transit delay, so
     with delays above any fixed slack both sides can believe they lost (and
     swap values for ever) or both won.  The value order is the same on every
     node whatever the delays, so every node settles on the same value.
-    Conflicts are rare (sroamd hands out no new address before its store is
-    synced); the client service handles the loser of a lease conflict, and
+    The winner keeps the loser in mind (runner_up): if the winner lapses
+    first (a short offer beating a long lease), the node falls back on the
+    loser, which the others hold.  Conflicts are rare (sroamd hands out no
+    new address before its store is synced); the client service handles the loser of a lease conflict, and
     the roaming engine makes claims that cannot be concurrent with another
     node's (see roaming.py).
   * Seqnos exactly 0x8000 apart are each "newer" than the other in serial
@@ -153,6 +154,9 @@ class Datum:
     # live, expiry + EXPIRED_RETENTION once expired (heap entries with any
     # other time are stale).
     heap_when: float = field(default=0.0, repr=False, compare=False)
+    # (seqno, value, expires) of the datum this one beat in a conflict, for
+    # as long as it lives: taken back if this one lapses first.
+    runner_up: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def kind(self) -> int:
@@ -262,6 +266,13 @@ class Store:
         ours_live = datum.expires > now
         theirs_live = remaining > 0
         if ours_live and not theirs_live:
+            if seqno_compare(seqno, datum.seqno) > 0 and not seqnos_far_apart(seqno, datum.seqno):
+                # Ours was superseded by a newer datum that has lapsed since
+                # (it reached us too late): ours is over too, as everywhere
+                # that newer datum went.  (An older lapsed one, as C sroamd
+                # dumps them, changes nothing.)
+                self._replace(datum, seqno, value, now, origin)
+                return Outcome.CHANGED, datum
             return Outcome.IGNORED, datum
         if theirs_live and not ours_live:
             if seqno_compare(seqno, datum.seqno) <= 0 and not self._revives(
@@ -285,21 +296,15 @@ class Store:
                 return Outcome.CHANGED, datum
             # Transit delay or a small local extension elsewhere: not news.
             return Outcome.IGNORED, datum
-        if self._we_win(datum, value, remaining, now):
+        if datum.value > value:
+            # Kept in mind: should ours lapse first (a short offer beating a
+            # long lease), the domain still holds theirs (see expire()).
+            if datum.runner_up is None or expires > datum.runner_up[2] or \
+                    value > datum.runner_up[1]:
+                datum.runner_up = (seqno, value, expires)
             return Outcome.CONFLICT_WON, datum
         self._replace(datum, seqno, value, expires, origin)
         return Outcome.CONFLICT_LOST, datum
-
-    @staticmethod
-    def _we_win(ours: Datum, their_value: bytes, their_remaining: float, now: float) -> bool:
-        """A conflict: the greater value wins, unless one side is in its last
-        seconds and the other is not (a winner about to lapse would leave the
-        node that kept it without the lease every other node holds)."""
-        ours_ending = ours.expires - now < REFRESH_GAIN_MIN
-        theirs_ending = their_remaining < REFRESH_GAIN_MIN
-        if ours_ending != theirs_ending:
-            return theirs_ending
-        return ours.value > their_value
 
     @staticmethod
     def _revives(datum: Datum, seqno: int, value: bytes, expires: float,
@@ -386,6 +391,12 @@ class Store:
             if datum is None or datum.heap_when != when:
                 continue  # stale heap entry
             if when == datum.expires:
+                runner_up, datum.runner_up = datum.runner_up, None
+                if runner_up is not None and runner_up[2] > now + REFRESH_GAIN_MIN:
+                    # The loser of a conflict outlived the winner: the others
+                    # hold it, so does this node now.
+                    self._replace(datum, runner_up[0], runner_up[1], runner_up[2], None)
+                    continue
                 expired.append(datum)
                 self._push_heap(datum, datum.expires + EXPIRED_RETENTION)
             else:
@@ -413,6 +424,8 @@ class Store:
                  origin: object) -> None:
         old = datum.value
         self._unindex(datum)
+        if datum.runner_up is not None and (seqno & 0xFFFF) != datum.runner_up[0]:
+            datum.runner_up = None  # beaten by a newer datum: forgotten
         datum.seqno = seqno & 0xFFFF
         datum.value = bytes(value)
         self._index(datum)

@@ -358,6 +358,7 @@ class Write:
     reached: bool = False  # another node (or incarnation) learned of it
     ack: bool = False  # a DHCP ACK: the client holds the address until expires
     reassociation: bool = False  # a claim for a station its node still served
+    during_sync: bool = False  # made by a node not synced yet since its start
 
 
 class SimSession:
@@ -698,6 +699,7 @@ class Net:
                       datum.value, datum.expires - node.offset if ack_until is None
                       else ack_until, known, ack=ack_until is not None)
         write.reassociation = self.reassociating
+        write.during_sync = node.sync is not None and not node.sync.synced
         node.knowledge[key] = known | {write.id}
         self.writes.setdefault(key, []).append(write)
         self.write_by_id[write.id] = write
@@ -930,7 +932,19 @@ class Net:
         if not own or not winners:
             return False
         ours, theirs = own[-1], winners[-1]
-        if theirs.time < node.started_at or ours.reassociation:
+        if theirs.during_sync and theirs.value != node.node_id and theirs.time >= ours.time:
+            # Local truth of a restarted node (roaming.py, issue 10): until
+            # synced it re-claims the stations hostapd listed at its start
+            # above whatever claim arrives.  A station that left it within
+            # that window is kicked once from the AP it went to.
+            return True
+        if theirs.time < node.started_at:
+            return False
+        if ours.reassociation and not theirs.reassociation:
+            # A re-association here must beat a claim made elsewhere without
+            # knowledge of it (issue 10, 3: the ping-pong).  Two concurrent
+            # re-associations (the station bounced back to each AP before
+            # either heard of the other) are as undecidable as two claims.
             return False
         return ours.id not in theirs.supersedes
 

@@ -218,10 +218,15 @@ def test_live_update_replaces_expired_datum_whatever_its_seqno(store, clock):
     assert outcome is Outcome.CHANGED and datum.seqno == 2 and datum.value == MAC_B
 
 
-def test_expired_update_never_replaces_live_datum(store):
+def test_expired_update_never_revives_but_a_newer_one_ends_ours(store):
     store.receive(KEY, 2, MAC_A, 100)
-    assert store.receive(KEY, 9, MAC_B, 0)[0] is Outcome.IGNORED
-    assert store.get(KEY).value == MAC_A
+    assert store.receive(KEY, 1, MAC_B, 0)[0] is Outcome.IGNORED  # older (C dumps them)
+    assert store.live(KEY).value == MAC_A
+    # Regression (simulation seed 356): a newer datum that superseded ours
+    # elsewhere and lapsed before reaching us; keeping ours left this node
+    # alone holding a lease the rest of the domain had dropped.
+    outcome, datum = store.receive(KEY, 9, MAC_B, 0)
+    assert outcome is Outcome.CHANGED and store.live(KEY) is None and datum.seqno == 9
 
 
 def test_expired_update_against_expired_datum_follows_seqno(store, clock):
@@ -416,14 +421,25 @@ def test_a_failing_listener_does_not_hide_the_change_from_the_others(store):
     assert seen == [KEY] and store.listener_errors == 1
 
 
-def test_a_conflict_winner_in_its_last_seconds_gives_way(store, clock):
+def test_a_conflict_winner_that_lapses_first_falls_back_on_the_loser(store, clock):
     """Regression (simulation seed 19628): a node's 10 s offer (the greater
     value, 0.8 s left) won against another node's 120 s lease of the same
     address, lapsed a moment later, and the node was left without the lease
     every other node held."""
     store.receive(KEY, 0, MAC_B, 2)  # ours: 1 s left, the greater value
     outcome, datum = store.receive(KEY, 0, MAC_A, 112)
-    assert outcome is Outcome.CONFLICT_LOST and datum.value == MAC_A
-    other = Store(clock)
-    other.receive(KEY, 0, MAC_A, 112)
-    assert other.receive(KEY, 0, MAC_B, 2)[0] is Outcome.CONFLICT_WON  # the same way there
+    assert outcome is Outcome.CONFLICT_WON and datum.value == MAC_B  # the same everywhere
+    store.changes.clear()
+    clock.now += 1.5
+    assert store.expire() == []  # not lapsed: the loser took its place
+    datum = store.live(KEY)
+    assert datum is not None and datum.value == MAC_A and store.remaining(datum) == 109
+    assert store.changes[-1][:3] == (KEY, 0, MAC_A)  # passed on, routes follow
+
+
+def test_a_newer_datum_forgets_the_runner_up(store, clock):
+    store.receive(KEY, 0, MAC_B, 20)
+    store.receive(KEY, 0, MAC_A, 500)  # lost to MAC_B, kept in mind
+    store.receive(KEY, 1, MAC_B, 20)  # a newer datum
+    clock.now += 25
+    assert [d.key for d in store.expire()] == [KEY] and store.live(KEY) is None
