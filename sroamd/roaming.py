@@ -24,7 +24,9 @@ serving, on the same old claim) are settled by the store's value order, and
 the loser gives the station up.
 
 Local truth after a restart.  Until the store is synced (a peer's dump is
-in: well under a second when a peer is up), the stations hostapd lists here
+in: well under a second when a peer is up), and for LOCAL_TRUTH_MIN seconds
+after the start at least (another peer's dump may come a moment later), the
+stations hostapd lists here
 are ours whatever claim arrives (the claim we made before restarting, under
 a node id that may have changed, or another AP's from before the station
 came here while we were down): such a claim is answered with a claim above
@@ -49,6 +51,8 @@ from sroamd.store import ASSOCIATION, Datum, Store, association_key, seqno_compa
 # stations still here every ASSOCIATION_REFRESH seconds.
 ASSOCIATION_TIME = 5400
 ASSOCIATION_REFRESH = ASSOCIATION_TIME // 3
+# Local truth after a restart lasts until synced and this long at least.
+LOCAL_TRUTH_MIN = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,17 +96,23 @@ class Roaming:
         # Stations claimed before the store was synced: local truth (above).
         self._syncing = syncing
         self._local_truth: set[bytes] = set()
+        self._started = store.clock()
         self.roams_in = 0
         self.roams_out = 0
         self.reclaims = 0  # claims answered with a claim of ours
         self.stale_claims = 0  # claims of ours for stations not here, given up
         store.listeners.append(self.on_store_change)
 
+    def _local_truth_holds(self) -> bool:
+        # Until synced, and LOCAL_TRUTH_MIN after start at least: the first
+        # peer's dump may lack a claim that another peer's brings a moment later.
+        return self._syncing or self.store.clock() < self._started + LOCAL_TRUTH_MIN
+
     def synced(self) -> None:
-        """The store holds the peers' data: claims from now on follow the usual rules,
-        and claims naming this node for stations that are not here are given up."""
+        """The store holds the peers' data: claims from now on follow the usual
+        rules (LOCAL_TRUTH_MIN after start at the earliest), and claims naming
+        this node for stations that are not here are given up."""
         self._syncing = False
-        self._local_truth.clear()
         for datum in self.store.live_data():
             if datum.kind == ASSOCIATION and datum.value == self.node_id:
                 self._give_up_stale(datum.key[1:])
@@ -152,7 +162,7 @@ class Roaming:
         if datum.value == self.node_id:
             self._claims[mac] = datum.seqno
             return
-        if datum.value == b"" or mac in self._local_truth:
+        if datum.value == b"" or (mac in self._local_truth and self._local_truth_holds()):
             # Nobody holds a station that is here (a give-up crossed our
             # claim), or a claim that a restart must not obey.
             self.reclaims += 1

@@ -94,6 +94,7 @@ try:  # sync before serving (absent from older code: serve at once)
 except ImportError:  # pragma: no cover - depends on the code under test
     StartupSync = None
 ROAMING_SYNCING = "syncing" in inspect.signature(roaming_mod.Roaming).parameters
+LOCAL_TRUTH_MIN = getattr(roaming_mod, "LOCAL_TRUTH_MIN", 0.0)
 
 IFNAME = "wlan0"
 QUIESCE_BOUND = 120.0  # simulated seconds after the last external event
@@ -699,7 +700,8 @@ class Net:
                       datum.value, datum.expires - node.offset if ack_until is None
                       else ack_until, known, ack=ack_until is not None)
         write.reassociation = self.reassociating
-        write.during_sync = node.sync is not None and not node.sync.synced
+        write.during_sync = node.sync is not None and (
+            not node.sync.synced or now < node.started_at + LOCAL_TRUTH_MIN)
         node.knowledge[key] = known | {write.id}
         self.writes.setdefault(key, []).append(write)
         self.write_by_id[write.id] = write

@@ -151,7 +151,11 @@ def test_restart_local_truth_reclaims_above_any_claim_until_synced(setup):
     datum = store.get(association_key(MAC))
     assert datum.value == ME and datum.seqno == 901 and actions == []
     roaming.synced()
-    store.receive(association_key(MAC), 902, OTHER, 3000)  # a real roam, after sync
+    setup[3].now += 5  # still within LOCAL_TRUTH_MIN of the start
+    store.receive(association_key(MAC), 902, OTHER, 3000)  # a second peer's dump
+    assert store.get(association_key(MAC)).value == ME and actions == []
+    setup[3].now += 10
+    store.receive(association_key(MAC), 904, OTHER, 3000)  # a real roam, later
     assert Kick("wlan0", MAC) in actions
 
 
