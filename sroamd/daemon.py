@@ -139,7 +139,7 @@ class Daemon:
     def on_station_event(self, event: StationEvent) -> None:
         start = time.perf_counter()
         if event.associated:
-            self.roaming.station_associated(event.ifname, event.mac)
+            self.roaming.station_associated(event.ifname, event.mac, listed=event.listed)
         else:
             self.roaming.station_disassociated(event.ifname, event.mac)
         # The time from the event to routes installed and ARP/NA sent (all

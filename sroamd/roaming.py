@@ -30,7 +30,10 @@ stations hostapd lists here
 are ours whatever claim arrives (the claim we made before restarting, under
 a node id that may have changed, or another AP's from before the station
 came here while we were down): such a claim is answered with a claim above
-it, never with a kick.  The price: a station that leaves this AP within that
+it, never with a kick (LOCAL_TRUTH_RECLAIMS times at most, so that two APs
+restarting together with a stale list each cannot fight for ever).  A
+station that associates before we are synced was claimed on an empty store:
+it gets one such re-claim.  The price: a station that leaves this AP within that
 window is kicked from the AP it went to once, and associates again.
 
 What no node can tell: two APs that each take on a station without having
@@ -53,6 +56,7 @@ ASSOCIATION_TIME = 5400
 ASSOCIATION_REFRESH = ASSOCIATION_TIME // 3
 # Local truth after a restart lasts until synced and this long at least.
 LOCAL_TRUTH_MIN = 10.0
+LOCAL_TRUTH_RECLAIMS = 3  # re-claims of a listed station, at most, meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +99,10 @@ class Roaming:
         self._claims: dict[bytes, int] = {}
         # Stations claimed before the store was synced: local truth (above).
         self._syncing = syncing
-        self._local_truth: set[bytes] = set()
-        self._started = store.clock()
+        # MAC -> re-claims left for a station under local truth (above).
+        self._local_truth: dict[bytes, int] = {}
+        # (a node that starts synced, with nobody to sync from, has none)
+        self._local_truth_until = store.clock() + LOCAL_TRUTH_MIN if syncing else float("-inf")
         self.roams_in = 0
         self.roams_out = 0
         self.reclaims = 0  # claims answered with a claim of ours
@@ -106,7 +112,7 @@ class Roaming:
     def _local_truth_holds(self) -> bool:
         # Until synced, and LOCAL_TRUTH_MIN after start at least: the first
         # peer's dump may lack a claim that another peer's brings a moment later.
-        return self._syncing or self.store.clock() < self._started + LOCAL_TRUTH_MIN
+        return self._syncing or self.store.clock() < self._local_truth_until
 
     def synced(self) -> None:
         """The store holds the peers' data: claims from now on follow the usual
@@ -125,14 +131,24 @@ class Roaming:
             self.stale_claims += 1
             self.store.put(association_key(mac), b"", ASSOCIATION_TIME)
 
-    def station_associated(self, ifname: str, mac: bytes) -> None:
+    def station_associated(self, ifname: str, mac: bytes, listed: bool = False) -> None:
+        """A station is authorized here.  listed: hostapd listed it (it was
+        already there: at our start, local truth applies to it) rather than
+        announced a new association."""
         previous = self.store.live(association_key(mac))
         # (copied now: put() updates the same Datum in place)
         previous_holder = previous.value if previous is not None else b""
         step = 2 if mac in self.clients else 1  # a re-association: see above
         self.clients[mac] = ifname
-        if self._syncing:
-            self._local_truth.add(mac)
+        if self._local_truth_holds():
+            # Listed by hostapd at start: ours above whatever the dumps bring
+            # (a few times: two APs restarting together with a stale list
+            # each must not fight for ever).  A new association before we
+            # are synced was claimed on an empty store: once above a claim
+            # that arrives (which may predate it).
+            self._local_truth[mac] = LOCAL_TRUTH_RECLAIMS if listed else 1
+        else:
+            self._local_truth.pop(mac, None)
         self._claim(mac, step)
         self.act(Serve(ifname, mac))
         if previous_holder not in (b"", self.node_id):
@@ -144,7 +160,7 @@ class Roaming:
             return  # not ours, or already moved to another of our interfaces
         del self.clients[mac]
         self._claims.pop(mac, None)
-        self._local_truth.discard(mac)
+        self._local_truth.pop(mac, None)
         datum = self.store.get(association_key(mac))
         if datum is not None and datum.value == self.node_id:
             self.store.put(association_key(mac), b"", ASSOCIATION_TIME)
@@ -162,9 +178,12 @@ class Roaming:
         if datum.value == self.node_id:
             self._claims[mac] = datum.seqno
             return
-        if datum.value == b"" or (mac in self._local_truth and self._local_truth_holds()):
+        if datum.value == b"" or (self._local_truth.get(mac, 0) > 0
+                                  and self._local_truth_holds()):
             # Nobody holds a station that is here (a give-up crossed our
             # claim), or a claim that a restart must not obey.
+            if datum.value:
+                self._local_truth[mac] -= 1
             self.reclaims += 1
             self._claim(mac, 1)
             return

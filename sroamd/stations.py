@@ -34,6 +34,11 @@ class StationEvent:
     ifname: str
     mac: bytes
     associated: bool
+    # True when hostapd listed the station (get_clients, STA-FIRST/NEXT: at
+    # start, or after hostapd or ubus came back) rather than announced it:
+    # a station that was already there.  A restart's local truth applies to
+    # these only (roaming.py).
+    listed: bool = False
 
 
 class Containment:

@@ -391,7 +391,7 @@ class HostapdStationSource:
             self.errors.deliver(on_event, StationEvent(ifname, mac, False))
         for mac in present:
             known.add(mac)
-            self.errors.deliver(on_event, StationEvent(ifname, mac, True))
+            self.errors.deliver(on_event, StationEvent(ifname, mac, True, listed=True))
 
     async def _enumerate(self, ctrl: _Ctrl) -> dict[bytes, None]:
         """hostapd's authorized stations, in its order (a dict as an

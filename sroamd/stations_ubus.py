@@ -212,13 +212,14 @@ class UbusStationSource:
 
     # -- events out ----------------------------------------------------------
 
-    async def _emit(self, ifname, mac, associated):
+    async def _emit(self, ifname, mac, associated, listed=False):
         known = self._associated[ifname]
         if associated:
             known.add(mac)
         else:
             known.discard(mac)
-        await self.errors.deliver_async(self._on_event, StationEvent(ifname, mac, associated))
+        await self.errors.deliver_async(self._on_event,
+                                        StationEvent(ifname, mac, associated, listed))
 
     # -- notifications -------------------------------------------------------
 
@@ -350,7 +351,7 @@ class UbusStationSource:
         for mac in sorted(self._associated[ifname].difference(present)):
             await self._emit(ifname, mac, False)
         for mac in present:
-            await self._emit(ifname, mac, True)
+            await self._emit(ifname, mac, True, listed=True)
         # Stations in the middle of WPA/802.1X: waited for as after an assoc
         # (until this hostapd shows it sends sta-authorized).
         for mac, authorized in clients.items():

@@ -95,6 +95,9 @@ except ImportError:  # pragma: no cover - depends on the code under test
     StartupSync = None
 ROAMING_SYNCING = "syncing" in inspect.signature(roaming_mod.Roaming).parameters
 LOCAL_TRUTH_MIN = getattr(roaming_mod, "LOCAL_TRUTH_MIN", 0.0)
+# hostapd's list at start: marked as such where the code knows the flag
+LISTED = ({"listed": True} if "listed" in inspect.signature(
+    roaming_mod.Roaming.station_associated).parameters else {})
 
 IFNAME = "wlan0"
 QUIESCE_BOUND = 120.0  # simulated seconds after the last external event
@@ -535,7 +538,7 @@ class Node:
         # source reports them at start.
         for station in net.stations:
             if station.at == self.index:
-                self.roaming.station_associated(IFNAME, station.mac)
+                self.roaming.station_associated(IFNAME, station.mac, **LISTED)
 
     def stop(self) -> None:
         self.up = False

@@ -145,7 +145,7 @@ def test_restart_local_truth_reclaims_above_any_claim_until_synced(setup):
     store = Store(setup[3])  # (a store of its own: one roaming engine per node id)
     actions = []
     roaming = Roaming(store, ME, actions.append, syncing=True)
-    roaming.station_associated("wlan0", MAC)  # hostapd lists it at start
+    roaming.station_associated("wlan0", MAC, listed=True)  # hostapd lists it at start
     actions.clear()
     store.receive(association_key(MAC), 900, OTHER, 3000)  # the peers' dump
     datum = store.get(association_key(MAC))
@@ -192,3 +192,19 @@ def test_a_claim_of_ours_for_a_station_not_here_is_given_up_once_synced(setup):
     assert datum.value == b"" and datum.seqno == 4 and roaming.stale_claims == 1
     store.receive(association_key(MAC), 6, ME, 5000)  # relayed again later
     assert store.get(association_key(MAC)).value == b""
+
+
+def test_local_truth_re_claims_are_bounded(setup):
+    """Regression (simulation seed 318): two APs restarting together, a
+    station associating with each in turn: both re-claimed it above the
+    other's claim, for ever.  (Seed 73: a station that associated with a
+    restarted AP before it synced, on an empty store, lost to an older claim
+    from the dump: it gets one re-claim.)"""
+    store = Store(setup[3])
+    actions = []
+    roaming = Roaming(store, ME, actions.append, syncing=True)
+    roaming.station_associated("wlan0", MAC)  # announced while syncing
+    store.receive(association_key(MAC), 5, OTHER, 5400)  # from the dump
+    assert store.get(association_key(MAC)).value == ME and roaming.reclaims == 1
+    store.receive(association_key(MAC), 7, OTHER, 5400)  # it fights back
+    assert Kick("wlan0", MAC) in actions and roaming.reclaims == 1
