@@ -122,6 +122,7 @@ class Node:
         self.stations: dict[bytes, str] = {}
         self._next_refresh = self.clock.now + ASSOCIATION_REFRESH
         self.listener_errors = getattr(self.flooder, "listener_errors", 0)
+        self.store_listener_errors = getattr(self.store, "listener_errors", 0)
 
     # -- the daemon's wiring -------------------------------------------------
 
@@ -204,6 +205,11 @@ class Node:
         policy = getattr(self.flooder, "data_policy", None)
         if policy is not None and len(self.store) > policy.max_data + 4 * MAX_CLIENT_STATE:
             raise Violation("store_over_bound", f"{len(self.store)} data, bound {policy.max_data}")
+        errors = getattr(self.store, "listener_errors", 0)
+        if errors != self.store_listener_errors:
+            self.store_listener_errors = errors
+            raise Violation("contained:store_listener_error",
+                            "a store listener raised (roaming, leases, client service...)")
         errors = getattr(self.flooder, "listener_errors", 0)
         if errors != self.listener_errors:
             self.listener_errors = errors
