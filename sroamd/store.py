@@ -46,8 +46,7 @@ conflicts and treats any later expiry as a refresh to flood on:
     see seqnos_far_apart().
   * An expired datum is only a memory of its seqno: a live update replaces it
     whatever its seqno (but not an older one in its last seconds, nor the
-    same datum unless it gains refresh_gain(), nor for REVIVE_GRACE seconds
-    the value that lost a conflict with it), and an expired
+    same datum unless it gains refresh_gain()), and an expired
     update (time 0, as C sroamd dumps them) never replaces a live datum.  Expired data are forgotten after
     EXPIRED_RETENTION seconds.
 
@@ -84,9 +83,6 @@ REFRESH_GAIN = 30.0
 REFRESH_GAIN_MIN = 10.0
 TRANSIT_ALLOWANCE = 1.0  # seconds a received datum is taken to have aged in transit
 EXPIRED_RETENTION = 600.0
-# For this long after a datum lapsed, the loser of a conflict with it does
-# not take its place (see receive()).
-REVIVE_GRACE = 30.0
 MAX_TIME = 0xFFFFFFFF
 
 
@@ -252,7 +248,7 @@ class Store:
         # transit, so that data lose time going round a loop of peers instead
         # of gaining what the loop's links add (see refresh_gain()).
         if remaining > 0:
-            remaining = max(remaining - TRANSIT_ALLOWANCE, 0.001)
+            remaining = max(remaining - TRANSIT_ALLOWANCE, 0)
         expires = now + remaining
         datum = self._data.get(key)
         if datum is None:
@@ -299,12 +295,18 @@ class Store:
         if datum.value > value:
             # Kept in mind: should ours lapse first (a short offer beating a
             # long lease), the domain still holds theirs (see expire()).
-            if datum.runner_up is None or expires > datum.runner_up[2] or \
-                    value > datum.runner_up[1]:
-                datum.runner_up = (seqno, value, expires)
+            self._keep_runner_up(datum, (seqno, value, expires))
             return Outcome.CONFLICT_WON, datum
+        ours = (datum.seqno, datum.value, datum.expires)
         self._replace(datum, seqno, value, expires, origin)
+        self._keep_runner_up(datum, ours)
         return Outcome.CONFLICT_LOST, datum
+
+    @staticmethod
+    def _keep_runner_up(datum: Datum, loser: tuple) -> None:
+        """Keep in mind the loser of a conflict (the longest-lived one)."""
+        if datum.runner_up is None or loser[2] > datum.runner_up[2]:
+            datum.runner_up = loser
 
     @staticmethod
     def _revives(datum: Datum, seqno: int, value: bytes, expires: float,
@@ -313,17 +315,14 @@ class Store:
         lapsed here.  Copies of data in their last seconds stay live
         elsewhere by the transit delays they gained; taken back, they go
         round a loop of peers, each node reviving what lapsed at the one
-        before, for ever (two values of a conflict chase each other so)."""
+        before, for ever.  (Two values of a conflict cannot chase each other
+        so: the winner, once in its last seconds, no longer revives; the loser
+        takes its place, as on the node that fell back on it, see expire().)"""
         if remaining < REFRESH_GAIN_MIN:
             return False  # in its last seconds: not worth reviving a key
         if seqno == datum.seqno and value == datum.value:
             # Our own datum coming round, unless its holder refreshed it.
             return expires > datum.expires + refresh_gain(remaining)
-        if seqno == datum.seqno and value < datum.value:
-            # The loser of the conflict, just after the winner lapsed here:
-            # only if it has long to live (then it is a lease every other
-            # node holds, not a copy chasing the winner round a loop).
-            return now >= datum.expires + REVIVE_GRACE or remaining >= REVIVE_GRACE
         # An older datum that lived on elsewhere (a partition healed, or a
         # C sroamd that restarted a forgotten key at seqno 0): taken.
         return True

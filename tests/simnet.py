@@ -1211,13 +1211,27 @@ class Net:
         sim = self.sim
         # Run until nothing is left to happen, or until the network has
         # been busy QUIESCE_BOUND seconds after the last external event.
-        while sim.pending():
-            when = sim.next_time()
-            if when > schedule.duration and when > self.last_external + QUIESCE_BOUND:
+        def drain() -> None:
+            while sim.pending():
+                when = sim.next_time()
+                if when > schedule.duration and when > self.last_external + QUIESCE_BOUND:
+                    break
+                if self.deliveries >= MAX_DELIVERIES:
+                    break
+                sim.step()
+
+        drain()
+        # The daemon sweeps expiries every second (daemon.py EXPIRY_TICK); a
+        # sweep may change data (a conflict's runner-up taking the place of
+        # a lapsed winner) and send them: sweep, and let that settle too.
+        for _ in range(3):
+            sent = self.updates_sent
+            for node in self.nodes:
+                if node.up:
+                    node.expire()
+            if self.updates_sent == sent:
                 break
-            if self.deliveries >= MAX_DELIVERIES:
-                break
-            sim.step()
+            drain()
         result.messages = self.deliveries
         result.updates = self.updates_sent
         result.lost_messages = self.lost_messages
