@@ -178,12 +178,16 @@ class Roaming:
         if datum.value == self.node_id:
             self._claims[mac] = datum.seqno
             return
-        if datum.value == b"" or (self._local_truth.get(mac, 0) > 0
-                                  and self._local_truth_holds()):
-            # Nobody holds a station that is here (a give-up crossed our
-            # claim), or a claim that a restart must not obey.
-            if datum.value:
-                self._local_truth[mac] -= 1
+        if datum.value == b"":
+            # A give-up crossed our claim: nobody would hold a station that
+            # is here.  Our id wins over nothing at the same seqno; a jump
+            # above it would also beat a claim made meanwhile elsewhere.
+            self.reclaims += 1
+            self.store.overrule(datum.key, self.node_id, ASSOCIATION_TIME)
+            return
+        if self._local_truth.get(mac, 0) > 0 and self._local_truth_holds():
+            # A claim that a restart must not obey.
+            self._local_truth[mac] -= 1
             self.reclaims += 1
             self._claim(mac, 1)
             return

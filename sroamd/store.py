@@ -350,6 +350,16 @@ class Store:
                       now + lifetime, None)
         return datum
 
+    def overrule(self, key: bytes, value: bytes, lifetime: float) -> Datum:
+        """Set key to value at its current seqno, for a value that wins the
+        conflict with the current one (it is greater): every node adopts it
+        as a conflict, and no claim made concurrently at the next seqno is
+        beaten by it (see roaming.py: a give-up that crossed our claim)."""
+        datum = self._data[key]
+        assert value > datum.value
+        self._replace(datum, datum.seqno, value, self.clock() + lifetime, None)
+        return datum
+
     def extend(self, key: bytes, lifetime: float) -> bool:
         """Make key live at least lifetime more seconds; True if it changed.
 

@@ -363,6 +363,7 @@ class Write:
     ack: bool = False  # a DHCP ACK: the client holds the address until expires
     reassociation: bool = False  # a claim for a station its node still served
     during_sync: bool = False  # made by a node not synced yet since its start
+    listed: bool = False  # a restarted node's claim of a station hostapd listed
 
 
 class SimSession:
@@ -538,7 +539,11 @@ class Node:
         # source reports them at start.
         for station in net.stations:
             if station.at == self.index:
-                self.roaming.station_associated(IFNAME, station.mac, **LISTED)
+                net.listing = True
+                try:
+                    self.roaming.station_associated(IFNAME, station.mac, **LISTED)
+                finally:
+                    net.listing = False
 
     def stop(self) -> None:
         self.up = False
@@ -657,6 +662,7 @@ class Net:
         self.last_external = 0.0
         self.kicks_present: list[str] = []
         self.reassociating = False  # (while a station associates again where it is served)
+        self.listing = False  # (while a restarted node claims hostapd's list)
         self.concurrent_kicks = 0
         self.far_keys: dict[bytes, float] = {}  # key -> when its far datum lapses
         self.reuses: list[str] = []
@@ -703,6 +709,7 @@ class Net:
                       datum.value, datum.expires - node.offset if ack_until is None
                       else ack_until, known, ack=ack_until is not None)
         write.reassociation = self.reassociating
+        write.listed = self.listing
         write.during_sync = node.sync is not None and (
             not node.sync.synced or now < node.started_at + LOCAL_TRUTH_MIN)
         node.knowledge[key] = known | {write.id}
@@ -943,8 +950,12 @@ class Net:
             # above whatever claim arrives.  A station that left it within
             # that window is kicked once from the AP it went to.
             return True
-        if theirs.time < node.started_at:
+        if ours.listed:
+            # Issue 10, 1: a station hostapd lists at a restart is never
+            # kicked by the claims the dumps bring.
             return False
+        if theirs.id in ours.supersedes:
+            return False  # ours was made knowing theirs: it had to win
         if ours.reassociation and not theirs.reassociation:
             # A re-association here must beat a claim made elsewhere without
             # knowledge of it (issue 10, 3: the ping-pong).  Two concurrent
