@@ -1293,7 +1293,11 @@ class Net:
                 result.fail("identical", f"{fmt_key(key)} live on "
                             f"{[n.name for n, _ in present]} until {latest:.1f} "
                             f"but not on {missing} (at {now:.1f})")
-            versions = {(seqno, value) for _, (seqno, value, _) in present}
+            # (a copy in its last seconds is a transient: as it lapses its
+            # node falls back on what the others hold, see Store.expire())
+            lasting = [p for p in present
+                       if p[1][2] > now + store_mod.REFRESH_GAIN_MIN] or present
+            versions = {(seqno, value) for _, (seqno, value, _) in lasting}
             if len(versions) > 1:
                 result.fail("identical", f"{fmt_key(key)} differs: " + ", ".join(
                     f"{n.name}=s{s}/{v.hex() or '-'}" for n, (s, v, _) in present))
@@ -1302,7 +1306,7 @@ class Net:
                 result.fail("identical", f"{fmt_key(key)} expiries differ by {spread:.1f} s "
                             f"(tolerance {tol:.1f})")
             if store_mod.is_lease_key(key):
-                macs = {value for _, (_, value, _) in present
+                macs = {value for _, (_, value, _) in lasting
                         if len(value) == 6 and value != leases_mod.DECLINED}
                 if len(macs) > 1:
                     result.fail("single_holder", f"{fmt_key(key)} leased to "
