@@ -1272,7 +1272,12 @@ class Chaos:
                                       f"{sorted(expected[ap.name] - have)}")
             wrong = [f"{t - self.t0:.1f} {n} {m}" for t, n, m, _, w in self.kicks if w]
             if wrong:
-                violations.append(f"I5: stations kicked from the AP they were on: {wrong}")
+                macs = sorted({m for t, n, m, _, w in self.kicks if w})
+                trails = "; ".join(f"claim {m}: " + self.trail(b"\x02" + bytes.fromhex(m.replace(":", "")))
+                                   for m in macs)
+                violations.append(f"I5: stations kicked from the AP they were on: {wrong} "
+                                  f"({', '.join(f'{ap.name}={ap.current_id.hex()}' for ap in self.aps())}; "
+                                  f"{trails})")
             for mac in self.stations:
                 at = self.where[mac]
                 claim = final.get(b"\x02" + mac)
@@ -1345,6 +1350,16 @@ class Chaos:
         lines.append("relays: " + json.dumps(self.hub.stats()))
         return "\n".join(lines)
 
+    def keep_logs(self) -> str:
+        """Every daemon's whole log into a directory that outlives the test."""
+        keep = tempfile.mkdtemp(prefix=f"sroamd-chaos-seed{self.seed}-")
+        for node in self.nodes:
+            with open(os.path.join(keep, f"{node.name}.log"), "w") as f:
+                f.write(node.log_text())
+        with open(os.path.join(keep, "events.txt"), "w") as f:
+            f.write(self.report() + "\n")
+        return keep
+
     def log_tails(self) -> str:
         out = []
         for node in self.nodes:
@@ -1373,8 +1388,9 @@ def test_chaos():
         print(chaos.report())
         print(summary)
         if violations:
-            pytest.fail("\n".join([summary, *violations, chaos.report(), chaos.log_tails()]),
-                        pytrace=False)
+            kept = chaos.keep_logs()
+            pytest.fail("\n".join([summary, *violations, chaos.report(), chaos.log_tails(),
+                                   f"(whole logs in {kept})"]), pytrace=False)
     finally:
         chaos.close()
         subprocess.run(["rm", "-rf", directory])
