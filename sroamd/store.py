@@ -44,11 +44,12 @@ conflicts and treats any later expiry as a refresh to flood on:
     numerically greater one is taken as newer.  An update a quarter of the
     space or more away from a live datum (no node jumps so far) is ignored:
     see seqnos_far_apart().
-  * An expired datum is only a memory of its seqno: a live update replaces it
-    whatever its seqno (but not an older one in its last seconds, nor the
-    same datum unless it gains refresh_gain()), and an expired
-    update (time 0, as C sroamd dumps them) never replaces a live datum.  Expired data are forgotten after
-    EXPIRED_RETENTION seconds.
+  * An expired datum is a memory of its seqno: a live update of the same or
+    a newer seqno replaces it (but not one in its last seconds, nor the same
+    datum unless it gains refresh_gain()), an older one does not.  An expired
+    update (time 0, as C sroamd dumps them) never revives anything, but a
+    newer one ends an older datum still live here.  Expired data are
+    forgotten after EXPIRED_RETENTION seconds.
 
 Local extensions follow the same rule: a datum extended by less than
 refresh_gain() since it was last announced is extended here only, and the
@@ -166,6 +167,7 @@ class Outcome(enum.Enum):
     CHANGED = "changed"  # new datum, newer seqno, or later expiry: pass on
     CONFLICT_WON = "won"  # ours beat theirs: tell the sender ours
     CONFLICT_LOST = "lost"  # we adopted theirs: pass on, and echo to the sender
+    SUPERSEDED = "superseded"  # theirs is older than one that lapsed here: tell the sender
 
 
 # Listener signature: (datum after the change, previous value or None if the
@@ -273,6 +275,12 @@ class Store:
         if theirs_live and not ours_live:
             if seqno_compare(seqno, datum.seqno) <= 0 and not self._revives(
                     datum, seqno, value, expires, remaining, now):
+                if seqno_compare(seqno, datum.seqno) < 0 and remaining >= REFRESH_GAIN_MIN:
+                    # A live datum that ours superseded before lapsing: the
+                    # sender holds it still (it missed ours, in a partition
+                    # say), and no dump carries lapsed data: answer with ours,
+                    # which ends its copy.
+                    return Outcome.SUPERSEDED, datum
                 return Outcome.IGNORED, datum
             self._replace(datum, seqno, value, expires, origin)
             return Outcome.CHANGED, datum
@@ -320,12 +328,16 @@ class Store:
         takes its place, as on the node that fell back on it, see expire().)"""
         if remaining < REFRESH_GAIN_MIN:
             return False  # in its last seconds: not worth reviving a key
-        if seqno == datum.seqno and value == datum.value:
-            # Our own datum coming round, unless its holder refreshed it.
-            return expires > datum.expires + refresh_gain(remaining)
-        # An older datum that lived on elsewhere (a partition healed, or a
-        # C sroamd that restarted a forgotten key at seqno 0): taken.
-        return True
+        if seqno == datum.seqno:
+            if value == datum.value:
+                # Our own datum coming round, unless its holder refreshed it.
+                return expires > datum.expires + refresh_gain(remaining)
+            return True  # the loser of a conflict with it, still live there
+        # An older datum: superseded by the one that lapsed here, which ends
+        # it wherever it reaches (see receive()); taking it back would have
+        # the two replace each other round a loop for ever.  Once the lapsed
+        # one is forgotten (EXPIRED_RETENTION), the key takes anything.
+        return False
 
     # -- local changes -----------------------------------------------------
 

@@ -1301,7 +1301,7 @@ class Net:
             if len(versions) > 1:
                 result.fail("identical", f"{fmt_key(key)} differs: " + ", ".join(
                     f"{n.name}=s{s}/{v.hex() or '-'}" for n, (s, v, _) in present))
-            spread = latest - min(expires for _, (_, _, expires) in present)
+            spread = latest - min(expires for _, (_, _, expires) in lasting)
             if spread > tol:
                 result.fail("identical", f"{fmt_key(key)} expiries differ by {spread:.1f} s "
                             f"(tolerance {tol:.1f})")

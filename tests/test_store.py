@@ -210,12 +210,20 @@ def test_two_nodes_in_conflict_agree_after_exchanging(clock):
 
 # -- expiry -----------------------------------------------------------------
 
-def test_live_update_replaces_expired_datum_whatever_its_seqno(store, clock):
+def test_an_expired_datum_is_replaced_by_a_newer_live_one_only(store, clock):
     store.receive(KEY, 9, MAC_A, 10)
     clock.now += 11
     assert store.live(KEY) is None and store.get(KEY) is not None
-    outcome, datum = store.receive(KEY, 2, MAC_B, 100)
-    assert outcome is Outcome.CHANGED and datum.seqno == 2 and datum.value == MAC_B
+    # Regression (simulation seed 15478): an older live lease and the newer
+    # lapsed offer that superseded it ended and revived each other round ten
+    # nodes for ever.  The older one stays superseded while remembered.
+    # (Regression, seed 325: the sender, cut off by a partition, is told.)
+    assert store.receive(KEY, 2, MAC_B, 100)[0] is Outcome.SUPERSEDED
+    outcome, datum = store.receive(KEY, 10, MAC_B, 100)
+    assert outcome is Outcome.CHANGED and datum.seqno == 10 and datum.value == MAC_B
+    clock.now += 200 + EXPIRED_RETENTION  # forgotten: anything is taken
+    store.expire()
+    assert store.receive(KEY, 2, MAC_A, 100)[0] is Outcome.CHANGED
 
 
 def test_expired_update_never_revives_but_a_newer_one_ends_ours(store):
@@ -358,8 +366,8 @@ def test_far_seqnos_cannot_replace_each_other_round_a_loop(clock):
     assert s.receive(KEY, 0, MAC_B, 60)[0] is Outcome.IGNORED  # far from 41932: the loop is cut
     assert s.receive(KEY, 41932 + 0x4000, MAC_B, 60)[0] is Outcome.IGNORED  # far
     assert s.get(KEY).seqno == 41932
-    clock.now += 61  # lapsed: anything live is taken again
-    assert s.receive(KEY, 30000, MAC_A, 60)[0] is Outcome.CHANGED
+    clock.now += 61  # lapsed: anything live and newer is taken again
+    assert s.receive(KEY, 41933, MAC_A, 60)[0] is Outcome.CHANGED
 
 
 def test_an_older_datum_does_not_revive_a_key_that_just_lapsed(store, clock):
@@ -370,9 +378,6 @@ def test_an_older_datum_does_not_revive_a_key_that_just_lapsed(store, clock):
     clock.now += 3.0  # lapsed
     assert store.receive(KEY, 6239, MAC_B, 2)[0] is Outcome.IGNORED  # older, in its last seconds
     assert store.receive(KEY, 39008, MAC_B, 2)[0] is Outcome.CHANGED  # newer: taken
-    clock.now += 3.0
-    # A long-lived older datum is taken (a restarted C sroamd's seqno 0).
-    assert store.receive(KEY, 0, MAC_A, 600)[0] is Outcome.CHANGED
 
 
 def test_the_winner_of_a_conflict_does_not_revive_in_its_last_seconds(store, clock):
