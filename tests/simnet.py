@@ -1338,6 +1338,8 @@ class Net:
                           and w.id not in r.supersedes]
                 for node, h in zip(nodes, held):
                     got = h.get(key)
+                    if got is not None and got[2] <= now + store_mod.REFRESH_GAIN_MIN:
+                        continue  # in its last seconds: a transient (see identical)
                     if got is None:
                         if not rivals:
                             result.fail("lost", f"{node.name} lacks {fmt_key(key)}: written by "
