@@ -533,10 +533,8 @@ class Flooder:
             # CHANGED and CONFLICT_LOST were passed on to the other sessions by
             # _on_store_change.  A conflict also goes back to the sender: when we
             # won, it must adopt our value; when we lost, our echo lets a sender
-            # that decided the other way settle the disagreement.  A datum that
-            # ours superseded before lapsing is answered with ours (no dump
-            # carries lapsed data), which ends the sender's copy.
-            if outcome in (Outcome.CONFLICT_WON, Outcome.CONFLICT_LOST, Outcome.SUPERSEDED):
+            # that decided the other way settle the disagreement.
+            if outcome in (Outcome.CONFLICT_WON, Outcome.CONFLICT_LOST):
                 session.send_updates([datum])
         except Exception:
             # A listener (routes, roaming, the client service) failed on this

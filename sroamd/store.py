@@ -44,12 +44,14 @@ conflicts and treats any later expiry as a refresh to flood on:
     numerically greater one is taken as newer.  An update a quarter of the
     space or more away from a live datum (no node jumps so far) is ignored:
     see seqnos_far_apart().
-  * An expired datum is a memory of its seqno: a live update of the same or
-    a newer seqno replaces it (but not one in its last seconds, nor the same
-    datum unless it gains refresh_gain()), an older one does not.  An expired
-    update (time 0, as C sroamd dumps them) never revives anything, but a
-    newer one ends an older datum still live here.  Expired data are
-    forgotten after EXPIRED_RETENTION seconds.
+  * An expired datum is only a memory of its seqno: a live update replaces it
+    whatever its seqno (but not one in its last seconds, nor the same datum
+    unless it gains refresh_gain()), and an expired update (time 0, as C
+    sroamd dumps them) never replaces a live datum.  A datum replaced by a
+    newer one that it outlives is kept in mind, and comes back if that one
+    lapses first (a short offer over a long lease): nodes that never saw the
+    newer one hold it.  Expired data are forgotten after EXPIRED_RETENTION
+    seconds.
 
 Local extensions follow the same rule: a datum extended by less than
 refresh_gain() since it was last announced is extended here only, and the
@@ -167,7 +169,6 @@ class Outcome(enum.Enum):
     CHANGED = "changed"  # new datum, newer seqno, or later expiry: pass on
     CONFLICT_WON = "won"  # ours beat theirs: tell the sender ours
     CONFLICT_LOST = "lost"  # we adopted theirs: pass on, and echo to the sender
-    SUPERSEDED = "superseded"  # theirs is older than one that lapsed here: tell the sender
 
 
 # Listener signature: (datum after the change, previous value or None if the
@@ -264,24 +265,12 @@ class Store:
         ours_live = datum.expires > now
         theirs_live = remaining > 0
         if ours_live and not theirs_live:
-            if seqno_compare(seqno, datum.seqno) > 0 and not seqnos_far_apart(seqno, datum.seqno):
-                # Ours was superseded by a newer datum that has lapsed since
-                # (it reached us too late): ours is over too, as everywhere
-                # that newer datum went.  (An older lapsed one, as C sroamd
-                # dumps them, changes nothing.)
-                self._replace(datum, seqno, value, now, origin)
-                return Outcome.CHANGED, datum
             return Outcome.IGNORED, datum
         if theirs_live and not ours_live:
             if seqno_compare(seqno, datum.seqno) <= 0 and not self._revives(
-                    datum, seqno, value, expires, remaining, now):
-                if seqno_compare(seqno, datum.seqno) < 0 and remaining >= REFRESH_GAIN_MIN:
-                    # A live datum that ours superseded before lapsing: the
-                    # sender holds it still (it missed ours, in a partition
-                    # say), and no dump carries lapsed data: answer with ours,
-                    # which ends its copy.
-                    return Outcome.SUPERSEDED, datum
+                    datum, seqno, value, expires, remaining):
                 return Outcome.IGNORED, datum
+            datum.runner_up = None
             self._replace(datum, seqno, value, expires, origin)
             return Outcome.CHANGED, datum
 
@@ -291,7 +280,12 @@ class Store:
         if order < 0:
             return Outcome.IGNORED, datum
         if order > 0:
+            # Ours, if it outlives the newer datum, is kept in mind: should
+            # that one lapse first (a short offer over a long lease), the
+            # others, which may never have seen it, still hold ours.
+            outlived = (datum.seqno, datum.value, datum.expires)
             self._replace(datum, seqno, value, expires, origin)
+            datum.runner_up = outlived if outlived[2] > expires else None
             return Outcome.CHANGED, datum
         if value == datum.value:
             if expires > datum.expires + refresh_gain(remaining):
@@ -318,7 +312,7 @@ class Store:
 
     @staticmethod
     def _revives(datum: Datum, seqno: int, value: bytes, expires: float,
-                 remaining: int, now: float) -> bool:
+                 remaining: int) -> bool:
         """Whether a live update that is not newer may replace a datum that
         lapsed here.  Copies of data in their last seconds stay live
         elsewhere by the transit delays they gained; taken back, they go
@@ -328,16 +322,14 @@ class Store:
         takes its place, as on the node that fell back on it, see expire().)"""
         if remaining < REFRESH_GAIN_MIN:
             return False  # in its last seconds: not worth reviving a key
-        if seqno == datum.seqno:
-            if value == datum.value:
-                # Our own datum coming round, unless its holder refreshed it.
-                return expires > datum.expires + refresh_gain(remaining)
-            return True  # the loser of a conflict with it, still live there
-        # An older datum: superseded by the one that lapsed here, which ends
-        # it wherever it reaches (see receive()); taking it back would have
-        # the two replace each other round a loop for ever.  Once the lapsed
-        # one is forgotten (EXPIRED_RETENTION), the key takes anything.
-        return False
+        if seqno == datum.seqno and value == datum.value:
+            # Our own datum coming round, unless its holder refreshed it.
+            return expires > datum.expires + refresh_gain(remaining)
+        # The loser of a conflict with it, or an older datum, still live
+        # elsewhere (a node that never saw the lapsed one, a partition, a C
+        # sroamd that restarted a forgotten key at seqno 0): what the others
+        # hold, so taken (as the runner-up is, see expire()).
+        return True
 
     # -- local changes -----------------------------------------------------
 
@@ -358,6 +350,7 @@ class Store:
         if datum.value == value and step == 0:
             self.extend(key, lifetime)
             return datum
+        datum.runner_up = None
         self._replace(datum, (datum.seqno + max(step, 1)) & 0xFFFF, value,
                       now + lifetime, None)
         return datum
@@ -445,8 +438,6 @@ class Store:
                  origin: object) -> None:
         old = datum.value
         self._unindex(datum)
-        if datum.runner_up is not None and (seqno & 0xFFFF) != datum.runner_up[0]:
-            datum.runner_up = None  # beaten by a newer datum: forgotten
         datum.seqno = seqno & 0xFFFF
         datum.value = bytes(value)
         self._index(datum)
