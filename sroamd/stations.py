@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sroamd.loglimit import LogLimiter
 
@@ -37,8 +37,8 @@ class StationEvent:
     # True when hostapd listed the station (get_clients, STA-FIRST/NEXT: at
     # start, or after hostapd or ubus came back) rather than announced it:
     # a station that was already there.  A restart's local truth applies to
-    # these only (roaming.py).
-    listed: bool = False
+    # these only (roaming.py).  Not part of equality: the same station event.
+    listed: bool = field(default=False, compare=False)
 
 
 class Containment:

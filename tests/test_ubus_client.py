@@ -482,9 +482,11 @@ async def test_station_source_get_clients_authorized_flag(sock):
         source, task, events = await start_source(sock, ["wlan0", "eth9"])
         got = {await next_item(events) for _ in range(2)}
         assert got == {StationEvent("wlan0", MAC1, True), StationEvent("eth9", MAC4, True)}
+        assert all(e.listed for e in got)  # listed by get_clients (roaming's local truth)
         # S2 finishes its 802.1X: the notification claims it
         await wlan0.authorized(S2)
-        assert await next_item(events) == StationEvent("wlan0", MAC2, True)
+        event = await next_item(events)
+        assert event == StationEvent("wlan0", MAC2, True) and not event.listed
         await asyncio.sleep(0.3)
         assert events.empty()
         await stop_source(task)
