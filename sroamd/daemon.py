@@ -10,11 +10,10 @@ import signal
 import sys
 import time
 
-from sroamd import ubus_object
+from sroamd import snapshot, ubus_object
 from sroamd.config import Config
 from sroamd.dump import format_dump, format_mac
 from sroamd.flood import Flooder
-from sroamd import snapshot
 from sroamd.identity import load_node_id
 from sroamd.roaming import (ASSOCIATION_REFRESH, Action, Kick, Roamed, Roaming, Serve,
                             Unserve)
@@ -101,7 +100,7 @@ class Daemon:
         if self.clients is not None:
             self.clients.leases.allocation_allowed = self.sync.synced
         # The flooding layer says when a peer's whole dump is in.
-        getattr(self.flooder, "on_synced", []).append(self._dump_complete)
+        self.flooder.on_synced.append(self._dump_complete)
 
     # -- sync before serving (startup_sync.py) -------------------------------
 
@@ -114,9 +113,7 @@ class Daemon:
                     self.sync.how, self.sync.status()["seconds"])
         self.roaming.synced()
         if self.clients is not None:
-            self.clients.leases.allocation_allowed = True
-            if hasattr(self.clients, "synced"):
-                self.clients.synced()
+            self.clients.synced()  # new addresses; adopted routes checked
 
     async def _sync_loop(self) -> None:
         while not self.sync.synced:
@@ -206,7 +203,7 @@ class Daemon:
         await self.flooder.start()
         if self.clients is not None:
             await self.clients.start()
-            if self.sync.synced and hasattr(self.clients, "synced"):
+            if self.sync.synced:
                 self.clients.synced()
         self._spawn(self._sync_loop())
         self._spawn(self._expire_loop())
