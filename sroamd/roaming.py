@@ -26,15 +26,22 @@ the loser gives the station up.
 Local truth after a restart.  Until the store is synced (a peer's dump is
 in: well under a second when a peer is up), and for LOCAL_TRUTH_MIN seconds
 after the start at least (another peer's dump may come a moment later), the
-stations hostapd lists here
-are ours whatever claim arrives (the claim we made before restarting, under
-a node id that may have changed, or another AP's from before the station
-came here while we were down): such a claim is answered with a claim above
-it, never with a kick (LOCAL_TRUTH_RECLAIMS times at most, so that two APs
-restarting together with a stale list each cannot fight for ever).  A
-station that associates before we are synced was claimed on an empty store:
-it gets one such re-claim.  The price: a station that leaves this AP within that
-window is kicked from the AP it went to once, and associates again.
+stations hostapd lists here are ours whatever claim arrives (the claim we
+made before restarting, under a node id that may have changed, or another
+AP's from before the station came here while we were down): such a claim is
+answered with a claim above it, never with a kick (LOCAL_TRUTH_RECLAIMS times
+at most, so that two APs restarting together, each with a stale list, cannot
+fight for ever).  A station that associates in that window was claimed on a
+store that may lack the domain's claims: it gets one such re-claim.  The
+price: a station that leaves this AP within the window is kicked once from
+the AP it went to, and associates again.  Once synced, claims naming this
+node for stations that are not here (made before a crash that lost their
+give-up) are given up.
+
+A give-up from another node that crosses our claim would leave nobody
+holding a station that is here: it is overruled at its own seqno (our id
+beats the empty value), not jumped over, which would also beat a claim made
+meanwhile elsewhere.
 
 What no node can tell: two APs that each take on a station without having
 heard of the other's claim (the station visited both faster than flooding
