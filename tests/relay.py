@@ -150,7 +150,7 @@ class _Conn:
         tasks = [asyncio.ensure_future(c) for p in self.pipes
                  for c in (p.read_loop(), p.write_loop())]
         try:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.wait(tasks)
         finally:
             for task in tasks:
                 task.cancel()
@@ -338,12 +338,14 @@ class RelayHub:
                     self._run(link._close)
                 except Exception:
                     pass
-            # Let the aborted connections' tasks finish.
+            # Let the aborted connections' tasks finish, then cancel and
+            # await whatever is left (nothing pending when the loop closes).
             async def settle():
                 await asyncio.sleep(0.05)
-                for task in asyncio.all_tasks():
-                    if task is not asyncio.current_task():
-                        task.cancel()
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.wait(tasks, timeout=5) if tasks else None
             try:
                 self._run(settle)
             except Exception:

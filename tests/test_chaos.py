@@ -614,9 +614,14 @@ class Chaos:
             if not watches:
                 time.sleep(wait)
                 continue
-            readable, _, _ = select.select(watches, [], [], wait)
-            for watch in readable:
-                watch.read(self.ledger)
+            # (poll, not select: descriptors may be numbered past FD_SETSIZE)
+            poller = select.poll()
+            by_fd = {}
+            for watch in watches:
+                by_fd[watch.fileno()] = watch
+                poller.register(watch.fileno(), select.POLLIN)
+            for fd, _ in poller.poll(wait * 1000):
+                by_fd[fd].read(self.ledger)
 
     def later(self, delay: float, action) -> None:
         self._order += 1
