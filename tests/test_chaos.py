@@ -1140,7 +1140,12 @@ class Chaos:
         dumps = {}
         self.dump_sizes = {}
         for node in self.nodes:
-            peer = node.connect()
+            try:
+                peer = node.connect()
+            except OSError:
+                dumps[node.name] = {}
+                self.dump_sizes[node.name] = (0, 0, False, True)
+                continue
             try:
                 peer.wait_for(lambda p: p.handshake and p.received, timeout=3)
                 last = len(peer.received)
@@ -1163,8 +1168,11 @@ class Chaos:
         violations = []
         f = self.figures
         if f.get("converged_s") is None or f["converged_s"] > p.converge_bound:
+            gone = [name for name, w in self.watches.items() if w is None or w.dead]
             violations.append(f"I0: no convergence within {p.converge_bound} s of the final heal; "
-                              f"still differing: {self.last_diffs[:12]}")
+                              + (f"watches lost (node down?): {gone}; " if gone else "")
+                              + f"still differing: {self.last_diffs[:12]}"
+                              + (f"; routes: {self.last_route_diffs}" if self.last_route_diffs else ""))
         # I0 quiescence
         before = {name: w.updates for name, w in self.watches.items() if w is not None}
         self.pump(QUIET)
