@@ -29,10 +29,12 @@ after the start at least (another peer's dump may come a moment later), the
 stations hostapd lists here are ours whatever claim arrives (the claim we
 made before restarting, under a node id that may have changed, or another
 AP's from before the station came here while we were down): such a claim is
-answered with a claim above it, never with a kick (LOCAL_TRUTH_RECLAIMS times
-at most, so that two APs restarting together, each with a stale list, cannot
-fight for ever).  A station that associates in that window was claimed on a
-store that may lack the domain's claims: it gets one such re-claim.  The
+answered with a claim above it, never with a kick.  Once: a claim above our
+re-claim was made by a node that had seen it (the station did leave), and
+two APs restarting together, each with a stale list, must not fight.  A
+station that associates in that window and was claimed on a store that knew
+nothing of it gets one such re-claim too (the dumps may bring an older claim
+with a greater seqno); one claimed knowing the domain's latest needs none.  The
 price: a station that leaves this AP within the window is kicked once from
 the AP it went to, and associates again.  Once synced, claims naming this
 node for stations that are not here (made before a crash that lost their
@@ -63,7 +65,6 @@ ASSOCIATION_TIME = 5400
 ASSOCIATION_REFRESH = ASSOCIATION_TIME // 3
 # Local truth after a restart lasts until synced and this long at least.
 LOCAL_TRUTH_MIN = 10.0
-LOCAL_TRUTH_RECLAIMS = 3  # re-claims of a listed station, at most, meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,13 +148,16 @@ class Roaming:
         previous_holder = previous.value if previous is not None else b""
         step = 2 if mac in self.clients else 1  # a re-association: see above
         self.clients[mac] = ifname
-        if self._local_truth_holds():
-            # Listed by hostapd at start: ours above whatever the dumps bring
-            # (a few times: two APs restarting together with a stale list
-            # each must not fight for ever).  A new association before we
-            # are synced was claimed on an empty store: once above a claim
-            # that arrives (which may predate it).
-            self._local_truth[mac] = LOCAL_TRUTH_RECLAIMS if listed else 1
+        uninformed = self.store.get(association_key(mac)) is None
+        if self._local_truth_holds() and (listed or uninformed):
+            # Listed by hostapd at start, or a new association claimed on a
+            # store that knew nothing of the station: ours above the first
+            # claim the dumps bring (which may predate ours).  Once only: a
+            # claim above our re-claim was made by a node that had seen it
+            # (the station did leave), and two APs restarting together with
+            # a stale list each must not fight.  A claim made knowing the
+            # domain's latest (the store had one) needs no such help.
+            self._local_truth[mac] = 1
         else:
             self._local_truth.pop(mac, None)
         self._claim(mac, step)

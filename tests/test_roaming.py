@@ -153,12 +153,27 @@ def test_restart_local_truth_reclaims_above_any_claim_until_synced(setup):
     datum = store.get(association_key(MAC))
     assert datum.value == ME and datum.seqno == 901 and actions == []
     roaming.synced()
-    setup[3].now += 5  # still within LOCAL_TRUTH_MIN of the start
-    store.receive(association_key(MAC), 902, OTHER, 3000)  # a second peer's dump
-    assert store.get(association_key(MAC)).value == ME and actions == []
-    setup[3].now += 10
-    store.receive(association_key(MAC), 904, OTHER, 3000)  # a real roam, later
+    setup[3].now += 5  # still within LOCAL_TRUTH_MIN of the start, but:
+    # a claim above our re-claim was made by a node that had seen it: the
+    # station did leave (regression, tests/test_chaos.py seeds 3 and 11: an
+    # AP re-claimed a station that had left it, up to 3 times, and the AP it
+    # was on kicked it each time).
+    store.receive(association_key(MAC), 902, OTHER, 3000)
     assert Kick("wlan0", MAC) in actions
+
+
+def test_an_informed_claim_gets_no_local_truth(setup):
+    """Regression (tests/test_chaos.py seed 6): a station went ap4 -> ap1 ->
+    ap4 within 123 ms of ap1's start; ap1 had claimed it knowing ap4's claim,
+    yet answered ap4's re-association with a re-claim, and ap4 kicked the
+    station that was on it."""
+    store = Store(setup[3])
+    actions = []
+    roaming = Roaming(store, ME, actions.append, syncing=True)
+    store.receive(association_key(MAC), 0, OTHER, 5400)  # ap4's claim, known
+    roaming.station_associated("wlan0", MAC)  # claims at 1, knowing it
+    store.receive(association_key(MAC), 2, OTHER, 5400)  # ap4's re-association
+    assert Kick("wlan0", MAC) in actions and roaming.reclaims == 0
 
 
 def test_reassociation_here_makes_a_new_claim(setup):
