@@ -1,14 +1,47 @@
 """Reading /etc/config/sroamd: a UCI file parser and its mapping to Config.
 
-The parser follows libuci's (file.c): one command per line, or several
-separated by ';'; the commands are `package`, `config TYPE [NAME]`,
-`option NAME [VALUE]` and `list NAME [VALUE]` (also spelled p, c, o, l);
-an argument is made of unquoted, 'single-quoted' (no escapes) and
-"double-quoted" pieces written together; a backslash outside single quotes
-takes the next character literally, and at the end of a line continues the
-line; quoted strings may span lines; '#' outside quotes starts a comment.
-Names are letters, digits and '_'. Like libuci in its default strict mode,
-extra arguments are an error.
+One reading of the file, libuci's.  The init script reads the file through
+libuci (`config_load`, `uci get`); the daemon reads it here, with a parser
+that is a line-by-line port of libuci's own (file.c: uci_getln,
+parse_backslash, parse_single_quote, parse_double_quote, parse_str,
+next_arg, assert_eol, uci_parse_line, uci_parse_package/config/option) and
+of what it does with each command (list.c: uci_set, uci_add_list,
+uci_add_section).  It keeps libuci's quirks, because the two must agree on
+every file, including the odd ones:
+
+- an empty `option NAME ''` (or "", or no value, or only a comment) changes
+  nothing: uci_set returns early for an empty value when the option was not
+  looked up completely, which uci_parse_option never does; so an earlier
+  value or list stays;
+- `list NAME ''` (or no value) adds an empty item;
+- the command word ends only at a space or a tab (strtok " \\t"), so
+  `option\\fNAME` is an invalid command;
+- `;` ends an argument.  After an argument with no quotes or backslashes,
+  parse_str's closing NUL lands on the `;`, and the rest of the line is
+  dropped; after a quoted one, the `;` stays and next_arg reads it as an
+  empty argument: `option 'x'; option y 1` ends the option and goes on,
+  `option 'debug'; option y 1` (the `;` taken as the value) has too many
+  arguments, and `option a 'x';` at the end of a line leaves the line end
+  to be read as a command ("invalid command");
+- package names may contain '-', option and section names may not.
+
+Strict mode, as libuci's default and `uci get`/`uci show`: every parse
+error refuses the file, with the file, the line and what is wrong.  (The
+init script's config_load runs `uci -S`, which skips a bad line and reads
+on; sroamd refuses such a file, and the init script, which runs
+`sroamd --check` before starting it, does not start it either.)
+
+Why not ask libuci itself (`uci export`) on OpenWrt: the daemon would then
+read the file two ways, one of them only on routers and untested here; `uci`
+cannot load an arbitrary `-c FILE` path; and its output has no line numbers,
+which every error here names.  The port is checked against libuci's
+behaviour case by case in tests/test_uci.py, and against an independent
+implementation (tests/uci_export.py, the init script tests' `uci`).
+
+Differences left: sroamd refuses a NUL byte (libuci's fgets/strlen reading
+then depends on its buffer size); line numbers count a last line without a
+newline (libuci's do not); bytes that are not UTF-8 are read as libuci reads
+them, but a value that sroamd uses must be UTF-8.
 
 Every value goes through the parsers of sroamd.config, so it means the same
 as on the command line; every error names the file and line.
@@ -33,10 +66,13 @@ log = logging.getLogger("sroamd.uci")
 
 SECTION_TYPE = "sroamd"
 SECTION_NAME = "main"
-NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")  # uci_validate_name: isalnum() (C locale) or _
+PACKAGE_RE = re.compile(r"^[A-Za-z0-9_-]+$")  # uci_validate_package: '-' too
 _COMMANDS = {"package": "package", "p": "package", "config": "config", "c": "config",
              "option": "option", "o": "option", "list": "list", "l": "list"}
-_BLANK = " \t\r\f\v"
+_SPACE = " \t\n\v\f\r"  # isspace() in the C locale
+_NUL = "\0"
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes decoded with surrogateescape
 
 # What config_get_bool (OpenWrt's /lib/functions.sh) accepts.
 _TRUE = ("1", "on", "true", "yes", "enabled")
@@ -59,183 +95,313 @@ class UciSection:
     options: dict[str, UciOption] = field(default_factory=dict)
 
 
-class _Lexer:
-    """Splits UCI text into commands: (line, [words]) with quoting undone."""
+def _valid_type(text: str) -> bool:
+    """uci_validate_type: not empty, printable ASCII without spaces."""
+    return bool(text) and all(33 <= ord(ch) <= 126 for ch in text)
+
+
+class _Parser:
+    """libuci's file.c parser, ported function by function.
+
+    libuci parses in place: a buffer holds the current line (and the lines a
+    quoted string or a trailing backslash pulls in), `pos` reads it, a
+    second index writes each argument's characters back into it with the
+    quoting undone, and NULs written into the buffer end the arguments (and
+    sometimes, as after `...x;`, the rest of the line).  The port keeps the
+    buffer, the indices and the NULs, so that it ends where libuci ends.
+    """
 
     def __init__(self, text: str, filename: str):
+        if _NUL in text:
+            line = text.count("\n", 0, text.index(_NUL)) + 1
+            raise ConfigError(f"{filename}:{line}: a NUL byte (not a text file)")
         self.text = text
         self.filename = filename
+        self.read = 0  # how far the text has been read (uci_getln's fgets)
+        self.line = 0  # lines read so far
+        self.buf: list[str] = []  # the line buffer; past its end reads as NUL
         self.pos = 0
-        self.line = 1
+        self.target = 0  # parse_str's write index
+        self.sections: list[UciSection] = []
+        self.by_name: dict[str, UciSection] = {}
+        self.section: UciSection | None = None
 
-    def error(self, line: int, message: str) -> ConfigError:
-        return ConfigError(f"{self.filename}:{line}: {message}")
+    # --- errors ---------------------------------------------------------------
 
-    def _peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
+    def error(self, message: str, line: int | None = None) -> ConfigError:
+        return ConfigError(f"{self.filename}:{self.line if line is None else line}: {message}")
 
-    def _advance(self) -> str:
-        c = self.text[self.pos]
+    # --- the buffer (uci_getln, pctx_char, pctx_str) ----------------------------
+
+    def getln(self, offset: int) -> None:
+        """uci_getln: the next line of the file (with its newline) at offset."""
+        del self.buf[offset:]
+        if self.read >= len(self.text):
+            return
+        end = self.text.find("\n", self.read)
+        end = len(self.text) if end < 0 else end + 1
+        self.buf.extend(self.text[self.read:end])
+        self.read = end
+        self.line += 1
+
+    def ch(self, i: int) -> str:
+        return self.buf[i] if i < len(self.buf) else _NUL
+
+    def cur(self) -> str:
+        return self.ch(self.pos)
+
+    def put(self, i: int, c: str) -> None:
+        if i < len(self.buf):
+            self.buf[i] = c
+
+    def string(self, i: int) -> str:
+        """pctx_str: the NUL-terminated string at i."""
+        end = i
+        while self.ch(end) != _NUL:
+            end += 1
+        return "".join(self.buf[i:end])
+
+    # --- file.c -------------------------------------------------------------------
+
+    def parse_backslash(self) -> bool:
+        """After a backslash: False if it continued the line, True if the
+        next character is to be taken literally."""
         self.pos += 1
-        if c == "\n":
-            self.line += 1
-        return c
+        c = self.cur()
+        if (c == _NUL or c == "\n"
+                or (c == "\r" and self.ch(self.pos + 1) == "\n" and self.ch(self.pos + 2) == _NUL)):
+            self.getln(self.pos)
+            return False
+        return True
 
-    def _skip_comment(self) -> None:
-        while self._peek() not in ("", "\n"):
+    def skip_whitespace(self) -> None:
+        while self.cur() != _NUL and self.cur() in _SPACE:
             self.pos += 1
 
-    def _backslash(self, out: list[str]) -> None:
-        """After a backslash: a newline continues the line, anything else is literal."""
-        self._advance()
-        c = self._peek()
-        if c == "":
-            return
-        if c == "\n":
-            self._advance()
-        elif c == "\r" and self.text[self.pos + 1:self.pos + 2] == "\n":
-            self._advance()
-            self._advance()
-        else:
-            out.append(self._advance())
+    def addc(self) -> None:
+        self.put(self.target, self.buf[self.pos])
+        self.target += 1
+        self.pos += 1
 
-    def _word(self) -> tuple[str, bool]:
-        """One argument; returns it and whether the command goes on after it."""
-        out: list[str] = []
+    def parse_double_quote(self) -> None:
+        start = self.line
+        self.pos += 1
         while True:
-            c = self._peek()
-            if c == "" or c == "\n" or c in _BLANK:
-                return "".join(out), True
-            if c == "#":
-                self._skip_comment()
-                return "".join(out), True
-            if c == ";":
+            c = self.cur()
+            if c == '"':
                 self.pos += 1
-                return "".join(out), False
-            if c == "\\":
-                self._backslash(out)
-            elif c == "'":
-                start = self.line
-                self._advance()
-                while True:
-                    c = self._peek()
-                    if c == "":
-                        raise self.error(start, "unterminated ' (end of file inside a quoted string)")
-                    self._advance()
-                    if c == "'":
-                        break
-                    out.append(c)
-            elif c == '"':
-                start = self.line
-                self._advance()
-                while True:
-                    c = self._peek()
-                    if c == "":
-                        raise self.error(start, 'unterminated " (end of file inside a quoted string)')
-                    if c == "\\":
-                        self._backslash(out)
-                        continue
-                    self._advance()
-                    if c == '"':
-                        break
-                    out.append(c)
-            else:
-                out.append(self._advance())
+                return
+            if c == _NUL:  # a multi-line value
+                self.getln(self.pos)
+                if self.cur() == _NUL:
+                    raise self.error('unterminated " (end of file inside a quoted string)', start)
+                continue
+            if c == "\\" and not self.parse_backslash():
+                continue
+            self.addc()
 
-    def commands(self):
-        """Yields (line, words) for each command; words[0] is the command."""
-        while self.pos < len(self.text):
-            words: list[str] = []
-            line = None
-            while True:
-                while self._peek() and self._peek() in _BLANK:
-                    self.pos += 1
-                c = self._peek()
-                if c == "" or c == "\n":
-                    if c:
-                        self._advance()
-                    break
-                if c == "#":
-                    self._skip_comment()
-                    continue
-                if c == ";":
-                    self.pos += 1
-                    break
-                if line is None:
-                    line = self.line
-                word, more = self._word()
-                words.append(word)
-                if not more:
-                    break
-            if words:
-                yield line, words
+    def parse_single_quote(self) -> None:
+        start = self.line
+        self.pos += 1
+        while True:
+            c = self.cur()
+            if c == "'":
+                self.pos += 1
+                return
+            if c == _NUL:  # a multi-line value
+                self.getln(self.pos)
+                if self.cur() == _NUL:
+                    raise self.error("unterminated ' (end of file inside a quoted string)", start)
+                continue
+            self.addc()
+
+    def parse_str(self) -> None:
+        """One argument, its pieces written together at self.target."""
+        next_ = True
+        while True:
+            c = self.cur()
+            if c == "'":
+                self.parse_single_quote()
+            elif c == '"':
+                self.parse_double_quote()
+            elif c == "#":
+                self.put(self.pos, _NUL)
+                break
+            elif c == _NUL:
+                break
+            elif c == ";":
+                next_ = False
+                break
+            elif c == "\\":
+                if self.parse_backslash():
+                    self.addc()
+            else:
+                self.addc()
+            c = self.cur()
+            if c == _NUL or c in _SPACE:
+                break
+        # Past the whitespace that ended an unquoted argument...
+        if self.cur() != _NUL and next_:
+            self.pos += 1
+        # ... and the argument's end: on the ';' itself if nothing before it
+        # was quoted or escaped (the rest of the line is then lost).
+        self.put(self.target, _NUL)
+
+    def next_arg(self) -> tuple[int, bool]:
+        """The next argument's index, and whether it was a bare ';'."""
+        self.skip_whitespace()
+        val = self.target = self.pos
+        semicolon = self.cur() == ";"
+        if semicolon:
+            self.put(self.pos, _NUL)
+            self.pos += 1
+        else:
+            self.parse_str()
+        return val, semicolon
+
+    def assert_eol(self, what: str, hint: str = "") -> None:
+        self.skip_whitespace()
+        val, _ = self.next_arg()
+        extra = self.string(val)
+        if extra:
+            raise self.error(f"too many arguments to {what}: {extra!r}{hint}")
+
+    def increase_pos(self, command: str) -> None:
+        """uci_increase_pos past the command word and strtok's NUL."""
+        length = len(self.string(self.pos))
+        if self.pos + length + 1 > len(self.buf):
+            raise self.error(self._missing(command))
+        self.pos += length + 1
+
+    @staticmethod
+    def _missing(command: str) -> str:
+        return {"package": "package needs one name",
+                "config": "config without a section type"}.get(command, f"{command} without a name")
+
+    def parse_line(self) -> None:
+        """uci_parse_line: the commands of one line."""
+        self.skip_whitespace()
+        while True:
+            # strtok(pctx_cur_str(pctx), " \t"): the command word ends only
+            # at a space or a tab.
+            start = self.pos
+            while self.ch(start) in (" ", "\t"):
+                start += 1
+            if self.ch(start) == _NUL:
+                return
+            end = start
+            while self.ch(end) not in (" ", "\t", _NUL):
+                end += 1
+            word = "".join(self.buf[start:end])
+            self.put(end, _NUL)
+            if word[0] == "#":
+                return
+            command = _COMMANDS.get(word)
+            if command is None:
+                raise self.error(self._invalid_command(word))
+            line = self.line
+            if command == "package":
+                self.parse_package()
+            elif command == "config":
+                self.parse_config(line)
+            else:
+                self.parse_option(command, line)
+
+    def _invalid_command(self, word: str) -> str:
+        if word.strip(_SPACE) == "":
+            return ("nothing may follow a ';' at the end of a line (libuci reads the "
+                    "line's end as a command)")
+        head = re.split(f"[{re.escape(_SPACE)}]", word, maxsplit=1)[0]
+        command = _COMMANDS.get(head)
+        if command is not None:
+            if word[len(head):].strip(_SPACE) == "":
+                return self._missing(command)
+            return (f"invalid command {word!r}: only a space or a tab may follow "
+                    f"{head!r}")
+        return f"invalid command {word!r} (expected config, option or list)"
+
+    def parse_package(self) -> None:
+        """`package NAME`: checked, then ignored (the file's name is its package)."""
+        self.increase_pos("package")
+        val, _ = self.next_arg()
+        name = self.string(val)
+        if not name:
+            raise self.error("package needs one name")
+        if not PACKAGE_RE.match(name):
+            raise self.error(f"invalid package name {name!r}: only letters, digits, _ and -")
+        self.assert_eol("package")
+
+    def parse_config(self, line: int) -> None:
+        self.increase_pos("config")
+        val, _ = self.next_arg()
+        kind = self.string(val)
+        if not kind:
+            raise self.error("config without a section type")
+        if not _valid_type(kind):
+            raise self.error(f"invalid character in section type {kind!r}")
+        val, semicolon = self.next_arg()
+        name = self.string(val)
+        if name and not NAME_RE.match(name):
+            raise self.error(f"invalid section name {name!r}: only letters, digits and _")
+        self.assert_eol("config", " (libuci read the ';' as the section's name)"
+                        if semicolon else "")
+        if not name:  # uci_add_section
+            self.section = UciSection(kind, None, line)
+            self.sections.append(self.section)
+        elif name in self.by_name:  # uci_set on the section: the same one again
+            self.section = self.by_name[name]
+            if self.section.type != kind:
+                raise self.error(f"section {name!r} redefined with another type "
+                                 f"({kind!r}, was {self.section.type!r} on line {self.section.line})")
+        else:
+            self.section = self.by_name[name] = UciSection(kind, name, line)
+            self.sections.append(self.section)
+
+    def parse_option(self, command: str, line: int) -> None:
+        if self.section is None:
+            raise self.error(f"{command} before the first config section")
+        self.increase_pos(command)
+        val, _ = self.next_arg()
+        name = self.string(val)
+        if not name:
+            raise self.error(f"{command} without a name")
+        if not NAME_RE.match(name):
+            raise self.error(f"invalid option name {name!r}: only letters, digits and _")
+        val, semicolon = self.next_arg()
+        self.assert_eol(f"{command} {name}",
+                        " (libuci read the ';' as the value)" if semicolon
+                        else " (quote values that contain spaces)")
+        value = self.string(val)
+        options = self.section.options
+        existing = options.get(name)
+        if command == "option":
+            # uci_set: an empty value changes nothing (the option is not
+            # deleted: uci_parse_option's lookup is never "complete").
+            if value:
+                options[name] = UciOption(name, [value], False, line)
+        else:
+            # uci_add_list: an option becomes the list's first item; an
+            # empty value is an item too.
+            if existing is None:
+                existing = options[name] = UciOption(name, [], True, line)
+            existing.is_list = True
+            existing.line = line
+            existing.values.append(value)
+
+    def parse(self) -> list[UciSection]:
+        """uci_import: line by line (strict: the first error is final)."""
+        while self.read < len(self.text):
+            self.pos = 0
+            self.getln(0)
+            if self.buf:
+                self.parse_line()
+        return self.sections
 
 
 def parse_uci(text: str, filename: str = "<uci>") -> list[UciSection]:
-    """Parse UCI text into its sections, in file order (a repeated name merges)."""
-    lexer = _Lexer(text, filename)
-    sections: list[UciSection] = []
-    by_name: dict[str, UciSection] = {}
-    current: UciSection | None = None
-    for line, words in lexer.commands():
-        command = _COMMANDS.get(words[0])
-        if command is None:
-            raise lexer.error(line, f"invalid command {words[0]!r} (expected config, option or list)")
-        args = words[1:]
-        if command == "package":
-            if len(args) != 1 or not NAME_RE.match(args[0]):
-                raise lexer.error(line, "package needs one name")
-            continue
-        if command == "config":
-            if not args or not args[0]:
-                raise lexer.error(line, "config without a section type")
-            if len(args) > 2:
-                raise lexer.error(line, f"too many arguments to config: {' '.join(args[2:])!r}")
-            kind = args[0]
-            if any(not 33 <= ord(ch) <= 126 for ch in kind):
-                raise lexer.error(line, f"invalid character in section type {kind!r}")
-            name = args[1] if len(args) == 2 and args[1] else None
-            if name is not None and not NAME_RE.match(name):
-                raise lexer.error(line, f"invalid section name {name!r}: only letters, digits and _")
-            if name is not None and name in by_name:
-                current = by_name[name]
-                if current.type != kind:
-                    raise lexer.error(line, f"section {name!r} redefined with another type "
-                                            f"({kind!r}, was {current.type!r} on line {current.line})")
-            else:
-                current = UciSection(kind, name, line)
-                sections.append(current)
-                if name is not None:
-                    by_name[name] = current
-            continue
-        # option or list
-        if current is None:
-            raise lexer.error(line, f"{command} before the first config section")
-        if not args or not args[0]:
-            raise lexer.error(line, f"{command} without a name")
-        if len(args) > 2:
-            raise lexer.error(line, f"too many arguments to {command} {args[0]}: "
-                                    f"{' '.join(args[2:])!r} (quote values that contain spaces)")
-        name = args[0]
-        if not NAME_RE.match(name):
-            raise lexer.error(line, f"invalid option name {name!r}: only letters, digits and _")
-        value = args[1] if len(args) == 2 else ""
-        existing = current.options.get(name)
-        if command == "option":
-            # As uci_set: replaces a previous option or list; an empty value deletes it.
-            if value:
-                current.options[name] = UciOption(name, [value], False, line)
-            else:
-                current.options.pop(name, None)
-        else:
-            # As uci_add_list: an existing option becomes the list's first item.
-            if existing is None:
-                existing = current.options[name] = UciOption(name, [], True, line)
-            existing.is_list = True
-            existing.line = line
-            if value:
-                existing.values.append(value)
-    return sections
+    """Parse UCI text as libuci does (strict mode) into its sections, in file
+    order (a repeated name merges)."""
+    return _Parser(text, filename).parse()
 
 
 # --- mapping to Config -------------------------------------------------------
@@ -315,6 +481,9 @@ def config_from_section(section: UciSection, filename: str,
                               f"write \"list {option.name} '{option.values[0]}'\", one line per value")
         parsed = []
         for value in option.values:
+            if _NOT_UTF8.search(value):
+                raise ConfigError(f"{filename}:{option.line}: {option.name}: "
+                                  f"not UTF-8 text: {value!r}")
             try:
                 parsed.append(parser(value))
             except ConfigError as e:
@@ -362,12 +531,13 @@ def load_uci_config(path: str, resolve: Callable[[str, str], str] | None = None)
     Raises ConfigError naming the file and line of any problem.
     """
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text: {e}") from None
+    # libuci reads bytes: what is not UTF-8 (in a comment, say) is read on;
+    # a value that sroamd uses must be UTF-8 (config_from_section).
+    text = data.decode("utf-8", "surrogateescape")
     section = _pick_section(parse_uci(text, path), path)
     return config_from_section(section, path, resolve)
 

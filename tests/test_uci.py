@@ -17,6 +17,7 @@ import pytest
 from sroamd.config import ConfigError
 from sroamd.uci import NetworkResolver, load_uci_config, parse_uci
 from seed_config import SEED_UCI
+from uci_cases import CASES, Refused
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,7 +87,7 @@ def test_short_command_names():
     ("'con'\"cat\"enated", "concatenated"),
     ("'# not a comment'", "# not a comment"),
     ("'semi;colon'", "semi;colon"),
-    ("''", None),  # an empty value deletes the option, as uci set does
+    ("''", None),  # an empty value sets nothing (libuci's uci_set; see uci_cases.py)
 ])
 def test_quoting(written, value):
     got = values(f"config t\n\toption v {written}\n")
@@ -106,8 +107,11 @@ def test_comments():
 
 
 def test_semicolons_separate_commands():
-    got = values("config t; option a 1; list b 2 ;list b 3\n")
+    # libuci (file.c parse_str): ';' separates commands after a quoted value
+    # or a space; after an unquoted argument it ends the line (uci_cases.py).
+    got = values("config t 'n'; option a '1'; list b 2 ;list b 3\n")
     assert got == {"a": ["1"], "b": ["2", "3"]}
+    assert values("config t; option a 1; list b 2 ;list b 3\n") == {}
 
 
 def test_multiline_quoted_value_and_line_continuation():
@@ -155,6 +159,84 @@ def test_syntax_errors_name_file_and_line(text, line, message):
         parse_uci(text, "/etc/config/sroamd")
     assert str(e.value).startswith(f"/etc/config/sroamd:{line}: ")
     assert message in str(e.value)
+
+
+# --- libuci's reading, case by case (issue 14; tests/uci_cases.py) ----------------
+
+def as_result(sections) -> list:
+    return [(s.type, s.name, {name: (o.values if o.is_list else o.values[0])
+                              for name, o in s.options.items()})
+            for s in sections]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_reads_as_libuci(case):
+    """Each case states libuci's reading and where in its source it comes from."""
+    if isinstance(case.result, Refused):
+        with pytest.raises(ConfigError) as e:
+            parse_uci(case.text, "/etc/config/sroamd")
+        line = case.result.opened or case.result.line
+        assert str(e.value).startswith(f"/etc/config/sroamd:{line}: "), str(e.value)
+    else:
+        assert as_result(parse_uci(case.text)) == case.result
+
+
+@pytest.mark.parametrize("text, message", [
+    ("config t\n\toption 'debug'; option port 4444\n",
+     "too many arguments to option debug: 'option' (libuci read the ';' as the value)"),
+    ("config 'sroamd'; option port 4444\n",
+     "too many arguments to config: 'option' (libuci read the ';' as the section's name)"),
+    ("config t\r\n\toption a 'x';\r\n", "nothing may follow a ';' at the end of a line"),
+    ("config t\n\toption\fdebug 1\n",
+     "invalid command 'option\\x0cdebug': only a space or a tab may follow 'option'"),
+    ("package my.pkg\n", "invalid package name 'my.pkg'"),
+    ("config t\n\toption", "option without a name"),
+    ("config t\n\toption a\0b\n", "a NUL byte"),
+])
+def test_libuci_refusals_say_why(text, message):
+    with pytest.raises(ConfigError) as e:
+        parse_uci(text, "f")
+    assert message in str(e.value)
+
+
+def test_an_empty_option_keeps_sroamd_disabled(tmp_path):
+    """libuci (uci_set) ignores `option enabled ''`: the init script sees
+    enabled '0', and so must --check (issue 14's first example)."""
+    text = SEED.replace("option enabled '1'", "option enabled '0'") + "\toption enabled ''\n"
+    assert load(tmp_path, text).enabled is False
+    done = sroamd("-c", write(tmp_path, text), "--check")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["enabled"] is False
+
+
+def test_an_empty_option_keeps_the_lists(tmp_path):
+    """`option prefix ''` and `option peer ""` after the lists: libuci keeps them."""
+    c = load(tmp_path, SEED + "\toption prefix ''\n\toption peer \"\"\n\toption interface\n")
+    assert str(c.ipv4_prefix) == "192.168.44.0/24" and str(c.ipv6_prefix) == "2001:db8:4444::/48"
+    assert c.peers == [("2001:db8:4444::1234", 4444)]
+    assert c.interfaces == ["wlan0"]
+
+
+def test_an_empty_list_item_is_a_value(tmp_path):
+    """`list nameserver ''` is an item for libuci (uci_add_list): an empty
+    address, which sroamd refuses as it would on the command line."""
+    msg = error_of(tmp_path, SEED + "\tlist nameserver ''\n")
+    assert msg.startswith(f"{tmp_path}/sroamd:11: bad address ''"), msg
+
+
+def test_package_with_a_dash(tmp_path):
+    assert load(tmp_path, "package sroamd-test\n\n" + SEED).port == 4444
+
+
+def test_bytes_that_are_not_utf8(tmp_path):
+    """libuci reads bytes: a Latin-1 comment is nothing to it; a value sroamd
+    uses must be UTF-8."""
+    path = tmp_path / "sroamd"
+    path.write_bytes(b"# caf\xe9\n" + SEED.encode())
+    assert load_uci_config(str(path), resolve=as_device).port == 4444
+    path.write_bytes(SEED.encode() + b"\tlist interface 'wl\xe9'\n")
+    with pytest.raises(ConfigError, match="sroamd:11: interface: not UTF-8 text"):
+        load_uci_config(str(path), resolve=as_device)
 
 
 # --- options -> Config ---------------------------------------------------------------
