@@ -107,6 +107,8 @@ class Roaming:
         self._claims: dict[bytes, int] = {}
         # Stations claimed before the store was synced: local truth (above).
         self._syncing = syncing
+        # MAC -> seqno of our own claim as received from the domain.
+        self._heard_own: dict[bytes, int] = {}
         # MAC -> re-claims left for a station under local truth (above).
         self._local_truth: dict[bytes, int] = {}
         # (a node that starts synced, with nobody to sync from, has none)
@@ -171,6 +173,7 @@ class Roaming:
             return  # not ours, or already moved to another of our interfaces
         del self.clients[mac]
         self._claims.pop(mac, None)
+        self._heard_own.pop(mac, None)
         self._local_truth.pop(mac, None)
         datum = self.store.get(association_key(mac))
         if datum is not None and datum.value == self.node_id:
@@ -188,6 +191,8 @@ class Roaming:
             return
         if datum.value == self.node_id:
             self._claims[mac] = datum.seqno
+            if origin is not None:
+                self._heard_own[mac] = datum.seqno  # our claim, as the domain has it
             return
         if datum.value == b"":
             # A give-up crossed our claim: nobody would hold a station that
@@ -196,7 +201,11 @@ class Roaming:
             self.reclaims += 1
             self.store.overrule(datum.key, self.node_id, ASSOCIATION_TIME)
             return
-        if self._local_truth.get(mac, 0) > 0 and self._local_truth_holds():
+        heard = self._heard_own.get(mac)
+        if (self._local_truth.get(mac, 0) > 0 and self._local_truth_holds()
+                and (heard is None or seqno_compare(datum.seqno, heard) <= 0)):
+            # (A claim above our own claim as the domain had it was made by
+            # a node that knew ours: the station left after all.)
             # A claim that a restart must not obey.
             self._local_truth[mac] -= 1
             self.reclaims += 1
@@ -207,6 +216,8 @@ class Roaming:
         # Another node holds the client now: it roamed away from us.
         del self.clients[mac]
         self._claims.pop(mac, None)
+        self._heard_own.pop(mac, None)
+        self._local_truth.pop(mac, None)
         self.roams_out += 1
         self.act(Unserve(mac))
         self.act(Kick(ifname, mac))

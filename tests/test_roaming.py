@@ -3,7 +3,7 @@
 import pytest
 
 from sroamd.roaming import (ASSOCIATION_TIME, Kick, Roamed, Roaming, Serve, Unserve)
-from sroamd.store import Store, association_key
+from sroamd.store import Outcome, Store, association_key
 
 ME = bytes.fromhex("aaaaaaaaaaaaaaaa")
 OTHER = bytes.fromhex("bbbbbbbbbbbbbbbb")
@@ -225,3 +225,71 @@ def test_local_truth_re_claims_are_bounded(setup):
     assert store.get(association_key(MAC)).value == ME and roaming.reclaims == 1
     store.receive(association_key(MAC), 7, OTHER, 5400)  # it fights back
     assert Kick("wlan0", MAC) in actions and roaming.reclaims == 1
+
+
+def test_ping_pong_soon_after_start_keeps_the_station_where_it_is():
+    """Regression (tests/test_restart_e2e.py ping-pong, 1 run in 3): B had
+    started less than LOCAL_TRUTH_MIN before, A a little longer ago.  The
+    station associated with B (claimed knowing A's claim), went back to A
+    (A's window over), and A's newer claim reached B within B's window: B
+    took it for a claim that a restart must not obey and claimed above it,
+    and A kicked the station that was there.  A claim made knowing the
+    domain's latest gets no local truth (module docstring)."""
+    clock = Clock()
+    key = association_key(MAC)
+    nodes = []
+    for node_id in (ME, OTHER):  # A, then B two seconds later
+        store = Store(clock)
+        actions = []
+        roaming = Roaming(store, node_id, actions.append, syncing=True)
+        outbox = []
+        # What the node floods: its own changes (in the daemon, the flooder).
+        store.listeners.append(lambda d, old, origin, outbox=outbox:
+                               origin is None and outbox.append((d.seqno, d.value)))
+        roaming.synced()  # a peer's dump is in
+        nodes.append((roaming, store, actions, outbox))
+        clock.now += 2
+    (a, store_a, acts_a, out_a), (b, store_b, acts_b, out_b) = nodes
+
+    def flush(src, dst):
+        """Deliver src's flooded changes to dst; a conflict dst wins is
+        answered to src (flood.py)."""
+        (_, src_store, _, src_out), (_, dst_store, _, _) = src, dst
+        while src_out:
+            seqno, value = src_out.pop(0)
+            outcome, datum = dst_store.receive(key, seqno, value, ASSOCIATION_TIME,
+                                               origin="peer")
+            if outcome == Outcome.CONFLICT_WON:
+                src_store.receive(key, datum.seqno, datum.value, ASSOCIATION_TIME,
+                                  origin="peer")
+
+    a.station_associated("wlan0", MAC)  # 4 s after A's start, 2 s after B's
+    flush(nodes[0], nodes[1])
+    # A -> B -> A with nothing crossing between A and B meanwhile.
+    a.station_disassociated("wlan0", MAC)
+    clock.now += 1
+    b.station_associated("wlan0", MAC)
+    clock.now += 5.5  # back at A 10.5 s after A's start, 8.5 s after B's
+    a.station_associated("wlan0", MAC)
+    assert store_a.get(key).seqno == 2 and store_b.get(key).seqno == 1
+    for _ in range(3):  # the link heals: both ways, until quiet
+        flush(nodes[1], nodes[0])
+        flush(nodes[0], nodes[1])
+    assert not out_a and not out_b
+    assert a.clients == {MAC: "wlan0"} and not any(isinstance(x, Kick) for x in acts_a)
+    assert b.clients == {} and Kick("wlan0", MAC) in acts_b
+    assert store_a.get(key).value == store_b.get(key).value == ME
+
+
+def test_local_truth_obeys_a_claim_made_knowing_ours(setup):
+    """Regression (tests/test_chaos.py seeds 3, 11): an AP restarted with a
+    station on hostapd's list; the peers' dump brought its own claim (s1);
+    the station then moved on, and the new AP claimed it at s2, knowing s1.
+    Re-claiming above that kicked the station from the AP it was on."""
+    store = Store(setup[3])
+    actions = []
+    roaming = Roaming(store, ME, actions.append, syncing=True)
+    roaming.station_associated("wlan0", MAC, listed=True)  # s0 on an empty store
+    store.receive(association_key(MAC), 1, ME, 5390, origin="peer")  # ours, from the dump
+    store.receive(association_key(MAC), 2, OTHER, 5400, origin="peer")
+    assert Kick("wlan0", MAC) in actions and roaming.reclaims == 0
