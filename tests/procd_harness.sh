@@ -10,7 +10,8 @@
 #                       function name and its arguments, separated by \037
 #   HARNESS_UCI_DIR     directory of the UCI files (sroamd, network) that
 #                       config_load and `uci get` read
-#   HARNESS_PYTHON      python3 used to parse them (tests/uci_export.py)
+#   HARNESS_PYTHON      python3 that runs tests/uci_export.py, the stand-in
+#                       for /sbin/uci (written apart from sroamd's parser)
 #   HARNESS_PROG        replaces the script's PROG (the daemon it runs)
 #   HARNESS_CONFIGFILE  replaces the script's CONFIGFILE
 #   HARNESS_L3DEV_<net> / HARNESS_PHYSDEV_<net>
@@ -42,6 +43,10 @@ append() {
 
 config_set() {
 	eval "CONFIG_${1}_${2}=\$3"
+}
+
+package() {
+	return 0
 }
 
 config() {
@@ -77,9 +82,10 @@ config_load() {
 	CONFIG_SECTIONS=
 	CONFIG_NUM_SECTIONS=0
 	CONFIG_SECTION=
-	[ -f "$HARNESS_UCI_DIR/$1" ] || return 1
-	data="$("$HARNESS_PYTHON" "$HARNESS_DIR/uci_export.py" export "$HARNESS_UCI_DIR/$1")" || return 1
-	eval "$data"
+	# As uci_load (/lib/config/uci.sh): not strict (-S), anonymous sections
+	# named (-n), errors to /dev/null.
+	data="$(uci -S -n export "$1" 2>/dev/null)" || return 1
+	[ -z "$data" ] || eval "$data"
 }
 
 config_get() {
@@ -128,17 +134,18 @@ logger() {
 	record logger "$@"
 }
 
-# uci -q get PACKAGE.SECTION: the section's type
+# /sbin/uci: `export` and `get` (tests/uci_export.py); other commands are
+# recorded and fail.
 uci() {
-	[ "$1" = -q ] && shift
-	[ "$1" = get ] || {
+	case " $* " in
+	*" export "* | *" get "*)
+		"$HARNESS_PYTHON" "$HARNESS_DIR/uci_export.py" -c "$HARNESS_UCI_DIR" "$@"
+		;;
+	*)
 		record uci "$@"
 		return 1
-	}
-	case "$2" in
-	*.*.*) return 1 ;;
+		;;
 	esac
-	"$HARNESS_PYTHON" "$HARNESS_DIR/uci_export.py" get "$HARNESS_UCI_DIR/${2%%.*}" "${2#*.}" 2>/dev/null
 }
 
 # --- /lib/functions/network.sh, read by the script from $IPKG_INSTROOT --------

@@ -4,6 +4,7 @@ asks procd for, for several configurations, in busybox ash and dash."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -273,3 +274,65 @@ def test_stop_asks_for_routes_withdrawn_restart_does_not(run):
     assert r.named("procd_kill") and r.started
     # `reload` (procd's restart after `uci commit`) does not stop at all.
     assert run(FULL, action="reload").named("procd_send_signal") == []
+
+
+# --- one reading of the file: the init script's (libuci's) and the daemon's (issue 14) ---
+
+def check(run, text: str) -> subprocess.CompletedProcess:
+    """The daemon's own reading of the file the init script just read."""
+    path = Path(run.conf)
+    path.write_text(textwrap.dedent(text))
+    return subprocess.run([run.prog, "-c", str(path), "--check", "wlan0"],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_standin_for_uci_is_not_sroamds_parser():
+    text = (ROOT / "tests/uci_export.py").read_text()
+    assert "import sroamd" not in text and "from sroamd" not in text
+    assert "uci_export.py" in HARNESS.read_text()
+
+
+DISABLED = FULL.replace("option enabled '1'", "option enabled '0'")
+
+
+@pytest.mark.parametrize("text, outcome", [
+    # libuci's uci_set ignores an empty option: the earlier value stays.
+    (DISABLED + "\toption enabled ''\n", "disabled"),
+    (DISABLED + '\toption enabled ""\n', "disabled"),
+    (DISABLED + "\toption enabled\n", "disabled"),
+    (DISABLED + "\toption enabled # back on\n", "disabled"),
+    # ... and so do the lists (the daemon used to refuse: "no prefix").
+    (FULL + "\toption prefix ''\n\toption peer \"\"\n\toption interface\n", "started"),
+    # ';' after an unquoted value drops the rest of the line (parse_str).
+    (DISABLED + "\toption enabled 0; option enabled 1\n", "disabled"),
+    (FULL.replace("\toption enabled '1'\n", "\toption enabled 0; option port 5555\n"), "disabled"),
+    # after a quoted one, the next command is read.
+    (FULL.replace("\toption enabled '1'\n", "\toption enabled '0'; option port 5555\n"), "disabled"),
+    # package names may contain '-'.
+    ("package sroamd-conf\n\n" + FULL, "started"),
+    # Files libuci refuses in strict mode: config_load (`uci -S`) skips the
+    # bad line, the daemon refuses the file, so the script does not start it.
+    (FULL + "\toption 'debug'; option port 5555\n", "invalid: too many arguments to option debug"),
+    (FULL.replace("config sroamd 'main'", "config 'sroamd'; option port 5555"),
+     "invalid: too many arguments to config"),
+    (FULL + "\toption port '5555';\r\n", "invalid: nothing may follow a ';'"),
+    (FULL + "\toption\fdebug 1\n", "invalid: invalid command"),
+    (FULL + "\toption\vdebug 1\n", "invalid: invalid command"),
+])
+def test_the_script_and_the_daemon_read_the_file_alike(run, text, outcome):
+    r = run(text)
+    daemon = check(run, text)
+    if outcome == "started":
+        assert r.started, r.logs()
+        assert daemon.returncode == 0 and json.loads(daemon.stdout)["enabled"] is True
+    elif outcome == "disabled":
+        assert not r.started
+        assert any("disabled" in line for line in r.logs())
+        assert daemon.returncode == 0, daemon.stderr
+        assert json.loads(daemon.stdout)["enabled"] is False
+    else:
+        message = outcome.split(": ", 1)[1]
+        assert not r.started
+        [line] = r.logs()
+        assert "invalid configuration" in line and message in line, line
+        assert daemon.returncode == 1 and message in daemon.stderr
