@@ -67,7 +67,13 @@ def udp_echo(port: int) -> None:
     sock.bind(("::", port))
     while True:
         data, addr = sock.recvfrom(2048)
-        sock.sendto(data, addr)
+        try:
+            sock.sendto(data, addr)
+        except OSError:
+            # No route back for a moment (EHOSTUNREACH while a roam's Babel
+            # retraction is in and the new route not yet): a lost echo, not
+            # the end of the echo server (and of every probe after it).
+            pass
 
 
 def udp_probe(host: str, port: int, out: str, interval_ms: float) -> None:
