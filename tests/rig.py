@@ -108,7 +108,8 @@ class RigClient:
         out = self.ns.ip("-j", "-6", "addr", "show", "dev", self.client.ifname, "scope", "global")
         for info in json.loads(out or "[]"):
             for a in info.get("addr_info", []):
-                if not a.get("tentative"):
+                # (iproute2 prints {} for each address the scope filter left out)
+                if "local" in a and not a.get("tentative"):
                     return a["local"]
         return None
 
