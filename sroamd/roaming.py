@@ -151,10 +151,12 @@ class Roaming:
         step = 2 if mac in self.clients else 1  # a re-association: see above
         self.clients[mac] = ifname
         uninformed = self.store.get(association_key(mac)) is None
-        if self._local_truth_holds() and (listed or uninformed):
+        if (listed and self._local_truth_holds()) or (uninformed and self._syncing):
             # Listed by hostapd at start, or a new association claimed on a
-            # store that knew nothing of the station: ours above the first
-            # claim the dumps bring (which may predate ours).  Once only: a
+            # store not synced yet that knew nothing of the station: ours
+            # above the first claim the dumps bring (which may predate ours).
+            # (Once synced, a store that knows nothing of a station knows
+            # the domain has no claim for it.)  Once only: a
             # claim above our re-claim was made by a node that had seen it
             # (the station did leave), and two APs restarting together with
             # a stale list each must not fight.  A claim made knowing the

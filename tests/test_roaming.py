@@ -293,3 +293,17 @@ def test_local_truth_obeys_a_claim_made_knowing_ours(setup):
     store.receive(association_key(MAC), 1, ME, 5390, origin="peer")  # ours, from the dump
     store.receive(association_key(MAC), 2, OTHER, 5400, origin="peer")
     assert Kick("wlan0", MAC) in actions and roaming.reclaims == 0
+
+
+def test_a_new_association_after_sync_gets_no_local_truth(setup):
+    """Regression (tests/test_roaming_e2e.py): in a domain just started, the
+    first claim for a station is made on a store that knows nothing of it;
+    once synced that means nobody claims it, and a roam seconds later must be
+    obeyed, not answered with a re-claim that kicked the station at its new AP."""
+    store = Store(setup[3])
+    actions = []
+    roaming = Roaming(store, ME, actions.append, syncing=True)
+    roaming.synced()  # within LOCAL_TRUTH_MIN of the start
+    roaming.station_associated("wlan0", MAC)
+    store.receive(association_key(MAC), 1, OTHER, 5400, origin="peer")
+    assert Kick("wlan0", MAC) in actions and roaming.reclaims == 0
