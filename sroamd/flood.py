@@ -263,6 +263,7 @@ class Session:
         change meanwhile are sent as they change (the session is established),
         so the snapshot is only a list of references."""
         store = self.flooder.store
+        snapshot = None
         try:
             self._out.append(DUMP_BEGIN)
             snapshot = list(store)
@@ -282,19 +283,27 @@ class Session:
                 await self._wait_for_room()
                 if self.closed:
                     return
-            del snapshot
+            snapshot = None
             self._out.append(DUMP_END)
             self._flush(capped=False)
             self.dump_sent = True
             log.info("peer %s: dump sent", self.name)
         except (ConnectionError, OSError) as e:
             log.info("peer %s: %s", self.name, e)
+            e.__traceback__ = None  # the reader keeps e: no cycle through this frame
             self.close()
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("peer %s: dump failed", self.name)
             self.close()
+        finally:
+            # A peer that goes mid-dump raises here an exception its
+            # StreamReader keeps: the traceback holds this frame, and the
+            # frame the snapshot (200,000 references are 1.6 MB), in a cycle
+            # only the gc's rare full collections free (one per session
+            # churned: 13 MB a round of 30 before this).
+            snapshot = None
 
     async def _wait_for_room(self) -> None:
         transport = self.writer.transport
