@@ -306,8 +306,19 @@ class Store:
 
     @staticmethod
     def _keep_runner_up(datum: Datum, loser: tuple) -> None:
-        """Keep in mind the loser of a conflict (the longest-lived one)."""
-        if datum.runner_up is None or loser[2] > datum.runner_up[2]:
+        """Keep in mind the loser of a conflict: of several, the one the
+        others settle on once the winner is gone, by the same order as every
+        merge (newer seqno, then greater value; the later expiry of the same
+        datum).  Not the longest-lived: a node that fell back on a loser the
+        others had overruled (an older seqno, or a lesser value of the same
+        seqno) was the only one holding it (simulation seeds 3552, 10547)."""
+        kept = datum.runner_up
+        if kept is None:
+            datum.runner_up = loser
+            return
+        order = seqno_compare(loser[0], kept[0])
+        if (order > 0 or (order == 0 and loser[1] > kept[1])
+                or (order == 0 and loser[1] == kept[1] and loser[2] > kept[2])):
             datum.runner_up = loser
 
     @staticmethod

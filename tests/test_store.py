@@ -451,3 +451,34 @@ def test_a_newer_datum_forgets_the_runner_up(store, clock):
     store.receive(KEY, 1, MAC_B, 20)  # a newer datum
     clock.now += 25
     assert [d.key for d in store.expire()] == [KEY] and store.live(KEY) is None
+
+
+def test_of_several_losers_the_runner_up_is_the_one_the_others_hold(store, clock):
+    """Regression (simulation seed 3552): an address leased twice in a
+    partition (MAC_A, MAC_B) and a stray 10 s offer (MAC_C, the greatest
+    value) on this node.  Every other node settles on MAC_B (greater than
+    MAC_A); when the offer lapsed here, this node fell back on MAC_A, the
+    longest-lived loser, and alone held it."""
+    mac_c = bytes.fromhex("02f00000000c")
+    store.receive(KEY, 0, mac_c, 10)
+    store.receive(KEY, 0, MAC_B, 1700)
+    store.receive(KEY, 0, MAC_A, 1790)  # lives longer, but loses to MAC_B everywhere
+    clock.now += 11
+    store.expire()
+    assert store.live(KEY).value == MAC_B
+
+
+def test_a_runner_up_of_a_newer_seqno_beats_an_older_longer_one(store, clock):
+    """Regression (simulation seed 10547): this node's lease (seqno 0) was
+    superseded by a stray 10 s offer at seqno 1, and kept in mind as it
+    outlives it; then the release at seqno 1 (an empty value, lesser than
+    the offer's) lost to the offer.  When the offer lapsed, the node fell
+    back on the seqno-0 lease, which the release had overruled on every
+    other node."""
+    store.receive(KEY, 0, MAC_A, 1790)
+    store.receive(KEY, 1, bytes.fromhex("02f00000000d"), 10)  # outlived by ours
+    store.receive(KEY, 1, b"", 1770)  # the release: loses to the offer here
+    clock.now += 11
+    store.expire()
+    datum = store.live(KEY)
+    assert (datum.seqno, datum.value) == (1, b"")
