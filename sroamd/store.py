@@ -278,6 +278,12 @@ class Store:
             return Outcome.IGNORED, datum
         order = seqno_compare(seqno, datum.seqno)
         if order < 0:
+            if expires > datum.expires:
+                # An older datum that outlives ours: kept in mind as a node
+                # that saw it first keeps it (below), so that when ours lapses
+                # every node falls back on it alike (simulation seed 4440: it
+                # came 0.25 s before ours lapsed, and this node alone lost it).
+                self._keep_runner_up(datum, (seqno, value, expires))
             return Outcome.IGNORED, datum
         if order > 0:
             # Ours, if it outlives the newer datum, is kept in mind: should

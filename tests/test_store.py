@@ -482,3 +482,18 @@ def test_a_runner_up_of_a_newer_seqno_beats_an_older_longer_one(store, clock):
     store.expire()
     datum = store.live(KEY)
     assert (datum.seqno, datum.value) == (1, b"")
+
+
+def test_an_older_datum_that_outlives_ours_comes_back_when_ours_lapses(store, clock):
+    """Regression (simulation seed 4440): a stray 60 s datum at seqno 2 beat
+    a 1800 s lease at seqno 0.  Nodes that had the lease first kept it in
+    mind and fell back on it when the stray lapsed; this node saw the lease
+    only after the stray (0.25 s before it lapsed), ignored it as older, and
+    alone was left without it."""
+    store.receive(KEY, 2, bytes.fromhex("02f00000000c"), 2)
+    outcome, _ = store.receive(KEY, 0, MAC_A, 1744)
+    assert outcome is Outcome.IGNORED  # older: not news, not passed on
+    clock.now += 3
+    store.expire()
+    datum = store.live(KEY)
+    assert datum is not None and (datum.seqno, datum.value) == (0, MAC_A)
