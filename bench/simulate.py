@@ -15,6 +15,8 @@ seeds as it goes, then one JSON object on its last line:
   lost_messages_per_schedule           in flight when a connection broke
   concurrent_kicks  stations kicked from their AP after concurrent claims
                     (counted, not failed: see tests/simnet.py)
+  lost_with_crashes  acknowledged writes every holder of which crashed
+                    before another learned them (counted, not failed)
 
 Usage: python3 bench/simulate.py [--schedules N] [--start S] [--jobs J]
                                  [--code DIR]   (DIR holds the sroamd package
@@ -54,7 +56,8 @@ def run_range(bounds):
     for seed in range(start, stop):
         r = simnet.run_schedule(seed)
         out.append((seed, sorted(r.failures), r.messages, r.updates, r.lost_messages,
-                    r.simulated, r.converged_after, getattr(r, "concurrent_kicks", 0)))
+                    r.simulated, r.converged_after, getattr(r, "concurrent_kicks", 0),
+                    getattr(r, "lost_with_crashes", 0)))
     return out
 
 
@@ -116,6 +119,7 @@ def main() -> int:
         "updates_per_schedule": spread([row[3] for row in rows]),
         "lost_messages_per_schedule": round(statistics.fmean(row[4] for row in rows), 2),
         "concurrent_kicks": sum(row[7] for row in rows),
+        "lost_with_crashes": sum(row[8] for row in rows),
         "convergence_s": {"n": len(converged),
                           **{f"p{p}": round(percentile(converged, p), 2) for p in (50, 90, 99)},
                           "max": round(max(converged), 2)} if converged else None,
