@@ -1311,9 +1311,13 @@ class Net:
                             f"{[n.name for n, _ in present]} until {latest:.1f} "
                             f"but not on {missing} (at {now:.1f})")
             # (a copy in its last seconds is a transient: as it lapses its
-            # node falls back on what the others hold, see Store.expire())
+            # node falls back on what the others hold, see Store.expire(); the
+            # run went past the fallbacks due, see run().  When every copy is
+            # in its last seconds, all of them are gone within seconds.)
             lasting = [p for p in present
-                       if p[1][2] > now + store_mod.REFRESH_GAIN_MIN] or present
+                       if p[1][2] > now + store_mod.REFRESH_GAIN_MIN]
+            if not lasting:
+                continue
             versions = {(seqno, value) for _, (seqno, value, _) in lasting}
             if len(versions) > 1:
                 result.fail("identical", f"{fmt_key(key)} differs: " + ", ".join(
