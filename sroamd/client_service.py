@@ -54,13 +54,14 @@ packet (chaddr, client id...):
       it to the roaming engine, which claims the client and calls
       client_arrived); by default the client is simply served.
 
-A DHCP message not from a relay must name its frame's source as chaddr
-(else dhcp.dropped["chaddr_mismatch"]).  A relayed one (giaddr set) comes
-from the relay's MAC (with a station source, the relay must be a station)
-and names a client behind it, which is never claimed.
+A DHCP message must name its frame's source as chaddr (else
+dhcp.dropped["chaddr_mismatch"]).  A relayed one (giaddr set) is dropped
+(dhcp.dropped["relayed"]): a relay on the client side could speak for any
+MAC, and Wi-Fi clients are not relay agents.  (dhcp_server.py still answers
+relays, as RFC 2131 does, for a caller that admits them.)
 
 State per MAC learnt from packets alone is bounded: clients served without
-a station source, and clients behind a relay, are "packet clients", at most
+a station source are "packet clients", at most
 max_packet_clients of them (default: the IPv4 pool, at least 256 and at most
 4096; 4096 without an IPv4 prefix).  When that many are known, a new MAC is
 not served (dropped, counted as "too_many_clients") until one of them has
@@ -104,6 +105,11 @@ SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 MAX_BATCH = 64  # datagrams handled per wakeup before yielding to the loop
 RECONCILE_INTERVAL = 5.0  # seconds between checks of our routes against the kernel
 ADOPT_HOLD = 5.0  # seconds after start during which adopted routes are kept anyway
+# Leases of each kind routed for one client.  A client holds one address and
+# one /64, briefly two (a renumbering, a conflict); a peer that floods
+# thousands naming one client here gets this many routes, not thousands
+# (babeld redistributes them), and no work per datum beyond the cap.
+MAX_ROUTED_PER_KIND = 4
 MIN_PACKET_CLIENTS, MAX_PACKET_CLIENTS = 256, 4096  # bounds of the default cap
 LIMITED_BROADCAST = b"\xff" * 4
 NOT_CLAIMING = (RELEASE, DECLINE)  # DHCP messages of a client that is leaving
@@ -161,6 +167,7 @@ class ClientService:
         self.gateway = config.gateway.packed if config.gateway else None
         self.clients: dict[bytes, str] = {}  # served MAC -> interface
         self.routed: dict[bytes, set[bytes]] = {}  # MAC -> lease keys routed
+        self.routes_capped = 0  # leases not routed: their client had MAX_ROUTED_PER_KIND
         self.send_errors: Counter[str] = Counter()
         self.announced = 0
         self.routes: RouteManager | None = None
@@ -287,13 +294,26 @@ class ClientService:
         if datum.kind not in (IPV4_LEASE, IPV6_LEASE) or len(datum.key) != KEY_LENGTHS[datum.kind]:
             return
         if old is not None and old != datum.value and old in self.clients:
-            self._sync_routes(old)  # the lease left that client
+            if datum.key in self.routed.get(old, ()):
+                self._sync_routes(old)  # a routed lease left that client
             if datum.kind == IPV6_LEASE and len(datum.value) == 6 and datum.value != DECLINED:
                 # Another client has the /64 now (a conflict lost): a new one at once.
                 self._renumber.setdefault(old, []).append(datum.key[1:])
                 self._schedule_renumber()
         if datum.value in self.clients:
-            self._sync_routes(datum.value)
+            self._route_lease(datum)
+
+    def _route_lease(self, datum: Datum) -> None:
+        """A lease that names a client served here: routed if it is not yet,
+        within MAX_ROUTED_PER_KIND.  Only a change to the routed set costs a
+        look at all the client's leases (a burst of them is O(1) each)."""
+        have = self.routed.get(datum.value, ())
+        if datum.key in have:
+            return
+        if sum(1 for key in have if key[0] == datum.kind) >= MAX_ROUTED_PER_KIND:
+            self.routes_capped += 1
+            return
+        self._sync_routes(datum.value)
 
     def _schedule_renumber(self) -> None:
         # Not from inside the store's listener call: the new lease is a store
@@ -330,7 +350,7 @@ class ClientService:
     def on_expired(self, data: list[Datum]) -> None:
         """Data that just expired (Store.expire()): routes of lapsed leases go."""
         for datum in data:
-            if datum.kind in (IPV4_LEASE, IPV6_LEASE) and datum.value in self.clients:
+            if datum.key in self.routed.get(datum.value, ()):
                 self._sync_routes(datum.value)
 
     # -- routes ------------------------------------------------------------
@@ -345,7 +365,7 @@ class ClientService:
         wanted = set()
         if link is not None and link.up:
             wanted = {d.key for kind in (IPV4_LEASE, IPV6_LEASE)
-                      for d in self.store.leases_of(mac, kind)}
+                      for d in self.store.leases_of(mac, kind)[:MAX_ROUTED_PER_KIND]}
         for key in have - wanted:
             self.routes.remove(*_route_of(key))
         for key in wanted:
@@ -544,7 +564,13 @@ class ClientService:
 
     def _admit_dhcp(self, ifname: str, source: bytes, mac: bytes, relayed: bool,
                     kind: int) -> str | None:
-        if not relayed and self.is_station is None and kind in NOT_CLAIMING:
+        if relayed:
+            # A relay agent on a roaming interface would speak for any MAC
+            # (chaddr is not checked against a relayed frame's source): a
+            # station could RELEASE another client's lease domain-wide, or
+            # take the whole pool.  Wi-Fi clients are never relays.
+            return "relayed"
+        if self.is_station is None and kind in NOT_CLAIMING:
             return None  # acts only on leases the sender holds; creates nothing
         return self._admit(ifname, source, mac, relayed)
 
@@ -671,6 +697,7 @@ class ClientService:
             "leases": self.leases.status(),
             "synced": self.is_synced,
             "renumbered": self.renumbered,
+            "routes_capped": self.routes_capped,
             "announcements": self.announced,
             "send_errors": dict(self.send_errors),
             # Who is served (see the module docstring); DHCP drops are in dhcp.dropped.

@@ -104,6 +104,32 @@ def test_new_lease_of_served_client_gets_route_and_moved_lease_loses_it(service)
     assert (datum.key[1:], 32) in s.routes.table
 
 
+def test_a_flood_of_leases_naming_one_client_routes_a_few_at_constant_cost(service):
+    """Regression (attack review): 2,000 /64 leases flooded by a peer, all
+    naming one client served here, each re-derived the client's whole route
+    set: O(n^2), the daemon unresponsive for ~10 s, and 2,000 proto-44
+    routes for one client.  Now at most MAX_ROUTED_PER_KIND per kind, and a
+    datum beyond that costs no look at the others."""
+    from sroamd import client_service as module
+    from sroamd.store import ipv6_lease_key
+    s = service
+    s.client_arrived("wl0", A)
+    lookups = []
+    leases_of = s.store.leases_of
+    s.store.leases_of = lambda mac, kind: (lookups.append(mac), leases_of(mac, kind))[1]
+    base = 0x20010DB844440000
+    for n in range(2000):
+        s.store.receive(ipv6_lease_key((base + 2 + n).to_bytes(8, "big")), 1, A, 3000)
+    assert len(s.routes.table) == module.MAX_ROUTED_PER_KIND
+    assert s.routes_capped == 2000 - module.MAX_ROUTED_PER_KIND
+    assert len(lookups) <= 2 * 2 * module.MAX_ROUTED_PER_KIND  # not one per datum
+    # A routed one that leaves is replaced by another of the client's.
+    routed = sorted(s.routes.table)[0][0]
+    s.store.receive(ipv6_lease_key(routed[:8]), 2, B, 3000)
+    assert len(s.routes.table) == module.MAX_ROUTED_PER_KIND
+    assert (routed, 64) not in s.routes.table
+
+
 def test_leases_of_unserved_clients_get_no_route(service):
     s = service
     s.leases.ipv4_lease(B, None, 1800)
@@ -240,7 +266,7 @@ def offers(s):
     return [f for _, f in s.sender.sent if f[12:14] == b"\x08\x00"]
 
 
-def test_chaddr_must_be_the_frame_source_unless_relayed(service):
+def test_chaddr_must_be_the_frame_source_and_relays_are_not_served(service):
     s = service
     seen = []
     s.on_client_seen = lambda ifname, mac: seen.append(mac)
@@ -250,10 +276,13 @@ def test_chaddr_must_be_the_frame_source_unless_relayed(service):
     assert s.dhcp.dropped["chaddr_mismatch"] == 3 and seen == [] and offers(s) == []
     s.dhcp_frame("wl0", dhcp_in(A, dhcp.DISCOVER))
     assert seen == [A] and len(offers(s)) == 1
-    # A relay's frame comes from the relay; its client is never claimed.
-    s.dhcp_frame("wl0", dhcp_in(RELAY, dhcp.DISCOVER, chaddr=C, giaddr=GW))
-    assert seen == [A] and C in s.packet_clients
-    assert s.dhcp.dropped["chaddr_mismatch"] == 3
+    # A relayed message is not served: a relay on the client side could
+    # speak for any MAC (the attack review's relayed RELEASE of another
+    # client's lease, and pool exhaustion through one station).
+    for kind in (dhcp.DISCOVER, dhcp.REQUEST, dhcp.RELEASE, dhcp.DECLINE, dhcp.INFORM):
+        s.dhcp_frame("wl0", dhcp_in(RELAY, kind, chaddr=C, giaddr=GW, ciaddr=GW))
+    assert seen == [A] and C not in s.packet_clients and len(offers(s)) == 1
+    assert s.dhcp.dropped["relayed"] == 5 and s.dhcp.dropped["chaddr_mismatch"] == 3
 
 
 def test_frames_not_for_us_or_broken_are_counted(service):
@@ -281,12 +310,11 @@ def test_with_a_station_source_only_its_stations_are_served(service):
     s.dhcp_frame("wl0", dhcp_in(A, dhcp.DISCOVER))
     s.rs_frame("wl0", rs_in(A))
     assert len(s.sender.sent) == 2 and seen == []  # served; packets never claim
-    # A relay must be a station; the clients behind it are bounded.
-    s.dhcp_frame("wl0", dhcp_in(RELAY, dhcp.DISCOVER, chaddr=C, giaddr=GW))
-    assert s.dhcp.dropped["not_station"] == 2
+    # Not through a relay, not even a station's.
     stations[RELAY] = "wl0"
+    s.dhcp_frame("wl0", dhcp_in(RELAY, dhcp.RELEASE, chaddr=A, giaddr=GW, ciaddr=GW))
     s.dhcp_frame("wl0", dhcp_in(RELAY, dhcp.DISCOVER, chaddr=C, giaddr=GW))
-    assert list(s.packet_clients) == [C] and s.clients == {}
+    assert s.dhcp.dropped["relayed"] == 2 and list(s.packet_clients) == [] and s.clients == {}
 
 
 def test_packet_clients_are_bounded_and_forgotten_when_silent(service):
