@@ -443,9 +443,12 @@ class Flooder:
         local = writer.get_extra_info("sockname")
         remote_scope = peer[3] if len(peer) > 3 else 0
         local_scope = local[3] if len(local) > 3 else 0
-        inbound = sum(1 for s in self.sessions if not s.outgoing)
+        inbound = [s for s in self.sessions if not s.outgoing]
+        from_remote = sum(1 for s in inbound
+                          if (s.writer.get_extra_info("peername") or ("",))[0] == peer[0])
         return self.admission.check(parse_host(local[0]), local_scope, parse_host(peer[0]),
-                                    remote_scope, self._roaming_view(), inbound)
+                                    remote_scope, self._roaming_view(), len(inbound),
+                                    from_remote)
 
     def _refuse(self, reason: str, name: str, writer) -> None:
         self.refused_sessions[reason] += 1
@@ -613,10 +616,12 @@ REASONS = {
     "roaming_subnet": "its source is on a roaming interface's subnet (the client side)",
     "not_allowed": "its source is not in flood_allow",
     "too_many": "too many flooding sessions",
+    "too_many_from_source": "too many flooding sessions from that address",
     "kind": "unknown kind of key",
     "key_length": "wrong key length for its kind",
     "value": "value of the wrong shape",
     "prefix": "lease outside our prefixes",
+    "reserved": "lease of an address no client holds (network, broadcast, gateway, first /64)",
     "store_full": "new key while the store is full (max_data)",
 }
 

@@ -60,9 +60,13 @@ Network = IPv4Network | IPv6Network
 # -- sessions ----------------------------------------------------------------
 
 MAX_INBOUND_SESSIONS = 64
+# From one source address (configured peers excepted): a peer has one or two
+# sessions to us; a host holding dozens (idle, handshaked) would lock every
+# later peer out of a hub.
+MAX_INBOUND_PER_SOURCE = 4
 
 SESSION_REFUSALS = ("roaming_interface", "client_prefix", "roaming_subnet",
-                    "not_allowed", "too_many")
+                    "not_allowed", "too_many", "too_many_from_source")
 
 
 def parse_host(host: str) -> Address:
@@ -109,10 +113,11 @@ class Admission:
                    gateway=config.gateway, allow=config.flood_allow, peers=addresses)
 
     def check(self, local: Address, local_scope: int, remote: Address, remote_scope: int,
-              roaming: RoamingView, inbound: int) -> str | None:
+              roaming: RoamingView, inbound: int, from_remote: int = 0) -> str | None:
         """Why a connection to local from remote must be refused, or None to
         accept it.  The scopes are the interface indexes of link-local
-        addresses (0 otherwise); inbound: accepted sessions open now."""
+        addresses (0 otherwise); inbound: accepted sessions open now, of
+        which from_remote from the same address."""
         if (local == self.gateway or local in roaming.addresses
                 or (_link_local(local) and local_scope in roaming.indexes)
                 or (_link_local(remote) and remote_scope in roaming.indexes)):
@@ -126,6 +131,8 @@ class Admission:
             return "not_allowed"
         if inbound >= self.max_inbound and not configured:
             return "too_many"
+        if from_remote >= MAX_INBOUND_PER_SOURCE and not configured:
+            return "too_many_from_source"
         return None
 
     def peers_in_served_prefixes(self) -> list[Address]:
@@ -145,7 +152,7 @@ def _within(address: Address, networks: Iterable[Network]) -> bool:
 
 # -- data --------------------------------------------------------------------
 
-DATA_REFUSALS = ("kind", "key_length", "value", "prefix", "store_full")
+DATA_REFUSALS = ("kind", "key_length", "value", "prefix", "reserved", "store_full")
 
 # The longest lifetime any node gives a datum is the DHCP lease time or an
 # association's ASSOCIATION_TIME (5400 s; IPv6 leases live 3600 s, declined
@@ -186,10 +193,30 @@ def default_max_data(ipv4_prefix: IPv4Network | None, ipv6_prefix: IPv6Network |
     return max(MIN_MAX_DATA, min(MAX_DEFAULT_DATA, wanted))
 
 
+def reserved_lease_keys(ipv4_prefix: IPv4Network | None, ipv6_prefix: IPv6Network | None,
+                        gateway: IPv4Address | None) -> frozenset[bytes]:
+    """Lease keys no client ever holds, the same on every node of the domain
+    (leases.py never hands them out): the IPv4 prefix's network and
+    broadcast addresses, the shared gateway, the first /64 of the IPv6 prefix
+    (infrastructure).  A lease of one of them naming a client served here
+    would route the gateway or the infrastructure to that client."""
+    keys = set()
+    if ipv4_prefix is not None:
+        if ipv4_prefix.prefixlen <= 30:
+            keys.add(bytes([IPV4_LEASE]) + ipv4_prefix.network_address.packed)
+            keys.add(bytes([IPV4_LEASE]) + ipv4_prefix.broadcast_address.packed)
+        if gateway is not None and gateway in ipv4_prefix:
+            keys.add(bytes([IPV4_LEASE]) + gateway.packed)
+    if ipv6_prefix is not None:
+        keys.add(bytes([IPV6_LEASE]) + ipv6_prefix.network_address.packed[:8])
+    return frozenset(keys)
+
+
 class DataPolicy:
     def __init__(self, ipv4_prefix: IPv4Network | None = None,
                  ipv6_prefix: IPv6Network | None = None,
-                 max_time: int | None = None, max_data: int | None = None):
+                 max_time: int | None = None, max_data: int | None = None,
+                 gateway: IPv4Address | None = None):
         self.max_time = max_time if max_time is not None else max_time_for(DEFAULT_LEASE_TIME)
         self.max_data = (max_data if max_data is not None
                          else default_max_data(ipv4_prefix, ipv6_prefix))
@@ -203,11 +230,13 @@ class DataPolicy:
         if ipv6_prefix is not None:
             shift = 64 - ipv6_prefix.prefixlen  # of the /64 number (upper 64 bits)
             self._v6 = (shift, (int(ipv6_prefix.network_address) >> 64) >> shift)
+        self.reserved = reserved_lease_keys(ipv4_prefix, ipv6_prefix, gateway)
 
     @classmethod
     def from_config(cls, config) -> "DataPolicy":
         return cls(config.ipv4_prefix, config.ipv6_prefix,
-                   max_time=max_time_for(config.lease_time), max_data=config.max_data)
+                   max_time=max_time_for(config.lease_time), max_data=config.max_data,
+                   gateway=config.gateway)
 
     def check(self, key: bytes, value: bytes, remaining: int, store) -> tuple[str | None, int]:
         """(why the update must be refused or None, the remaining time to use).
@@ -227,6 +256,8 @@ class DataPolicy:
                 return "value", remaining
             if not self.relay and not self._in_prefix(kind, key):
                 return "prefix", remaining
+            if key in self.reserved:
+                return "reserved", remaining
         if remaining > self.max_time:
             remaining = self.max_time
         if remaining > 0 and len(store) >= self.max_data and store.get(key) is None:

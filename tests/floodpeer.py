@@ -27,8 +27,12 @@ def free_port() -> int:
 class FloodPeer:
     """Blocking client: handshake, then send and collect Update TLVs."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0,
+                 source: str | None = None):
+        # source: the local address to connect from (127.0.0.x on loopback,
+        # to stand for several hosts)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.sendall(HANDSHAKE_BYTES)
         self.buffer = bytearray()

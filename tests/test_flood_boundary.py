@@ -34,8 +34,8 @@ from netlab import Lab, missing_requirements, wait_for
 from sroamd import flood as flood_module
 from sroamd.config import Config
 from sroamd.flood import Flooder
-from sroamd.flood_policy import (MAX_INBOUND_SESSIONS, RELAY_MAX_DATA, Admission, DataPolicy,
-                                 RoamingView, default_max_data, max_time_for, parse_host)
+from sroamd.flood_policy import (MAX_INBOUND_PER_SOURCE, MAX_INBOUND_SESSIONS, RELAY_MAX_DATA,
+                                 Admission, DataPolicy, RoamingView, default_max_data, max_time_for, parse_host)
 from sroamd.store import Store, association_key, ipv4_lease_key, ipv6_lease_key
 from sroamd.wire.flood import (DUMP_BEGIN, DUMP_BEGIN_BODY, DUMP_END, DUMP_END_BODY,
                                HANDSHAKE_BYTES, Update, build_update, parse_stream, parse_tlvs)
@@ -126,7 +126,8 @@ def lease6(prefix: str) -> bytes:
     return ipv6_lease_key(NET(prefix).network_address.packed[:8])
 
 
-SERVING = DataPolicy(NET(PREFIX4), NET(PREFIX6), max_time=10800, max_data=100)
+SERVING = DataPolicy(NET(PREFIX4), NET(PREFIX6), max_time=10800, max_data=100,
+                     gateway=IP("192.0.2.1"))
 
 
 @pytest.mark.parametrize("key, value, reason", [
@@ -152,6 +153,12 @@ SERVING = DataPolicy(NET(PREFIX4), NET(PREFIX6), max_time=10800, max_data=100)
     (lease4("192.0.3.1"), MAC, "prefix"),
     (lease6("2001:4860::/64"), MAC, "prefix"),             # outside the IPv6 prefix
     (lease6("2001:db8:4445::/64"), MAC, "prefix"),
+    # Addresses no client holds (attack review: a served client's lease of
+    # them routed the gateway and the infrastructure /64 to it).
+    (lease4("192.0.2.0"), MAC, "reserved"),                # network
+    (lease4("192.0.2.255"), MAC, "reserved"),              # broadcast
+    (lease4("192.0.2.1"), MAC, "reserved"),                # the shared gateway
+    (lease6("2001:db8:4444::/64"), MAC, "reserved"),       # first /64: infrastructure
 ])
 def test_data_policy_shapes_and_prefixes(key, value, reason):
     assert SERVING.check(key, value, 600, Store()) == (reason, 600)
@@ -309,6 +316,8 @@ def test_bad_data_are_refused_counted_and_not_relayed(relays):
         "kind": [Update(b"\x07junk", 0, b"x", 600), Update(b"\x05" + bytes(4), 0, MAC, 600)],
         "value": [Update(lease4("192.0.2.9"), 0, b"\x02\x00", 600),
                   Update(association_key(MAC), 0, MAC, 600)],
+        "reserved": [Update(lease4("192.0.2.255"), 0, MAC, 600),
+                     Update(lease6("2001:db8:4444::/64"), 0, MAC, 600)],
     }
     forever = Update(lease4("192.0.2.10"), 0, MAC, 0xFFFFFFFF)
     sentinel = Update(lease4("192.0.2.11"), 0, MAC, 600)
@@ -319,7 +328,7 @@ def test_bad_data_are_refused_counted_and_not_relayed(relays):
     assert 10790 <= watcher.data[forever.key].time <= 10800
     flood = node.flood()
     assert flood["refused_data"] == {"prefix": 2, "key_length": 1, "kind": 2, "value": 2,
-                                     "store_full": 0}
+                                     "reserved": 2, "store_full": 0}
     assert flood["times_clamped"] == 1 and flood["max_time"] == 10800
     assert node.status()["data"] == 2
     # The sender's session goes on.
@@ -385,7 +394,9 @@ def test_store_bound_holds_under_100000_random_data(relays):
 
 def test_more_than_the_session_limit_are_refused(relays):
     node = relays()
-    idle = [relays.peer(node) for _ in range(MAX_INBOUND_SESSIONS)]
+    # From as many hosts (127.0.0.x) as the per-source limit asks.
+    idle = [relays.peer(node, source=f"127.0.0.{10 + n // MAX_INBOUND_PER_SOURCE}")
+            for n in range(MAX_INBOUND_SESSIONS)]
     for p in idle:
         assert p.wait_for(lambda q: q.handshake, 5)
     wait_for(lambda: node.sessions("in") == MAX_INBOUND_SESSIONS, 5)
@@ -404,6 +415,24 @@ def test_more_than_the_session_limit_are_refused(relays):
     idle[0].close()
     wait_for(lambda: node.sessions("in") == MAX_INBOUND_SESSIONS - 1, 5)
     assert relays.peer(node).wait_for(lambda p: p.handshake, 5)
+
+
+def test_one_host_holds_at_most_a_few_sessions(relays):
+    """Regression (attack review): one backbone host held all 64 inbound
+    sessions (idle, handshaked) and every later peer of the hub was refused."""
+    node = relays()
+    hog = [relays.peer(node, source="127.0.0.77") for _ in range(MAX_INBOUND_PER_SOURCE)]
+    for p in hog:
+        assert p.wait_for(lambda q: q.handshake, 5)
+    wait_for(lambda: node.sessions("in") == MAX_INBOUND_PER_SOURCE, 5)
+    extra = relays.peer(node, source="127.0.0.77")
+    try:
+        assert extra.wait_for(lambda q: q.closed, 5)
+    except ConnectionResetError:
+        pass  # closed at once (an abort is a reset)
+    assert node.flood()["refused_sessions"]["too_many_from_source"] == 1
+    assert relays.peer(node, source="127.0.0.78").wait_for(lambda q: q.handshake, 5)
+    assert node.sessions("in") == MAX_INBOUND_PER_SOURCE + 1
 
 
 def keepalive_timers(filter_expr: str) -> list[str]:
@@ -721,7 +750,7 @@ def test_client_side_cannot_open_a_flooding_session(ap_lab):
     assert attempt(bb, AP_BACKBONE) == "handshake"  # the backbone may
     refused = daemon.status()["flood"]["refused_sessions"]
     assert refused == {"roaming_interface": 2, "client_prefix": 1, "roaming_subnet": 1,
-                       "not_allowed": 0, "too_many": 0}
+                       "not_allowed": 0, "too_many": 0, "too_many_from_source": 0}
     log = daemon.proc.output()
     assert "refused a flooding session from 192.0.2.50:" in log
 
