@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-programs="ip ping babeld hostapd hostapd_cli wpa_supplicant wpa_cli busybox dhclient dhcpcd rdisc6 perfdhcp shellcheck make"
+# chromium: tests/test_luci_app.py drives the LuCI views in it (headless).
+programs="ip ping babeld hostapd hostapd_cli wpa_supplicant wpa_cli busybox dhclient dhcpcd rdisc6 perfdhcp shellcheck make chromium"
 missing=""
 for p in $programs; do
     command -v "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -17,7 +18,7 @@ if [ -n "$missing" ]; then
     apt-get install -y -q --no-install-recommends \
         make iproute2 iputils-ping procps \
         babeld hostapd wpasupplicant busybox isc-dhcp-client dhcpcd-base ndisc6 kea-admin \
-        shellcheck
+        shellcheck chromium
 fi
 
 if ! python3 -c 'import pyroute2, construct, pytest' 2>/dev/null; then
