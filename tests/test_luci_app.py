@@ -24,9 +24,9 @@ from floodpeer import FloodPeer, free_port, wait_listening
 from luci_standin import (ACL_FILE, APP, CHROMIUM, REPO, StandinServer, acl, run_page, uci_text,
                           uci_values)
 from sroamd import ubus_object
-from sroamd.config import ConfigError, validate
+from sroamd.cli import load_config
 from sroamd.store import association_key, ipv4_lease_key, ipv6_lease_key
-from sroamd.uci import OPTIONS, config_from_section, parse_uci
+from sroamd.uci import OPTIONS
 from sroamd.wire.flood import Update
 from test_ubus_client import FakeHostapd, client, next_item
 from ubus_broker import UbusBroker
@@ -109,16 +109,20 @@ def uci_option_names(text: str) -> set[str]:
 
 
 def python_accepts(option: str, value, prefix=("192.0.2.0/24",)) -> bool:
-    """Whether sroamd --check takes a section with this value (the daemon's
-    own parsing and checks: sroamd.uci, sroamd.config)."""
+    """Whether `sroamd -c FILE --check` takes a section with this value (run
+    in process: the command line's own load_config, which exits 1 on an
+    invalid configuration)."""
     values = {"prefix": list(prefix)} if option != "prefix" else {}
     values[option] = value
-    text = uci_text({"main": {".type": "sroamd", **values}})
-    try:
-        config = config_from_section(parse_uci(text)[0], "case", resolve=lambda name, f: name)
-        validate(config)
-    except ConfigError:
-        return False
+    with tempfile.TemporaryDirectory(prefix="sroamd-case-") as d:
+        path = os.path.join(d, "sroamd")
+        with open(path, "w") as f:
+            f.write(uci_text({"main": {".type": "sroamd", **values}}))
+        try:
+            load_config(["-c", path, "--check"])
+        except SystemExit as e:
+            assert e.code == 1, e.code
+            return False
     return True
 
 
