@@ -7,12 +7,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${1:-build/py313}
 
-python313=$(command -v python3.13 || true)
-if [ -z "$python313" ]; then
-    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13*/bin/python3.13; do
-        [ -x "$candidate" ] && python313=$candidate
-    done
-fi
+# python3.13 in PATH if it runs (a pyenv shim of a version not selected
+# does not), else pyenv's.
+python313=""
+for candidate in "$(command -v python3.13 || true)" \
+        "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13*/bin/python3.13; do
+    if [ -x "$candidate" ] &&
+            "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; then
+        python313=$candidate
+        break
+    fi
+done
 if [ -z "$python313" ]; then
     echo "py313-venv: no Python 3.13 (python3.13 in PATH, or pyenv's \$PYENV_ROOT/versions/3.13*)" >&2
     exit 1
