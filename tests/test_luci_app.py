@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from floodpeer import FloodPeer, free_port, wait_listening
-from luci_standin import (ACL_FILE, APP, CHROMIUM, REPO, StandinServer, acl, run_page, uci_text,
-                          uci_values)
+from luci_standin import ACL_FILE, APP, CHROMIUM, REPO, StandinServer, acl, run_page, uci_text
 from sroamd import ubus_object
 from sroamd.cli import load_config
 from sroamd.store import association_key, ipv4_lease_key, ipv6_lease_key
@@ -281,7 +280,6 @@ async def capture_daemon_replies(sock: str, state_dir: str) -> list[dict]:
     client served here with both leases, another AP's client, and then a
     roam away (the second round)."""
     from test_daemon_ubus import until
-    from ubus_broker import UbusBroker
     broker = UbusBroker(sock)
     await broker.start()
     hostapd = await FakeHostapd(sock, IFNAME, macs=[MAC1]).start()
