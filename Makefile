@@ -10,11 +10,13 @@ all: test
 # What the tests, the demo and the benchmarks need (Debian packages, Python
 # packages): installed when missing, so `make test` works on a fresh machine.
 deps:
-	bash scripts/install-deps.sh
+	PYTHON=$(PYTHON) bash scripts/install-deps.sh
 
 # The tests import sroamd from this checkout (no install needed).
+# TESTS: which (default all), e.g. make test TESTS=tests/test_uci.py
+TESTS ?= tests
 test: deps
-	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) -m pytest -q tests
+	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) -m pytest -q $(TESTS)
 
 # The suite again under Python 3.13 (OpenWrt 25.12's) with pyroute2 0.7.9
 # (25.12's), in a private venv; anything 3.13 deprecates is an error, in the

@@ -21,6 +21,8 @@ if [ -n "$missing" ]; then
         shellcheck chromium
 fi
 
-if ! python3 -c 'import pyroute2, construct, pytest' 2>/dev/null; then
-    python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+# The Python that will run the tests ($PYTHON, as `make test PYTHON=...` sets it).
+python=${PYTHON:-python3}
+if ! "$python" -c 'import pyroute2, construct, pytest' 2>/dev/null; then
+    "$python" -m pip install -q --disable-pip-version-check -e '.[test]'
 fi
