@@ -409,6 +409,18 @@ def test_status_view_renders_a_running_daemons_replies_live(chromium, shots, dae
     assert result["refreshed_error"] == ""
 
 
+def test_status_view_of_a_sroamd_without_roams(chromium, shots, daemon_rounds):
+    """An older sroamd, without `roams`: the rest of the page still shows."""
+    older = [{m: r for m, r in rounds.items() if m != "roams"} for rounds in daemon_rounds]
+    with StandinServer({"sroamd": UCI_FILE.read_text()}, sroamd_rounds=older) as server:
+        result = run_page(server, "sroamd/status", "status", str(shots / "status-older.png"),
+                          budget_ms=8000)
+    assert result["errors"] == [] and result["rendered"] and result["first_error"] == ""
+    assert [r[0] for r in cells(result["first"]["sroamd-clients"])] == [MAC1, MAC2]
+    assert "sroamd-roams" not in result["first"]
+    assert "keeps no roam history" in result["text"]
+
+
 def test_status_view_says_when_sroamd_does_not_answer(chromium, shots):
     with StandinServer({"sroamd": UCI_FILE.read_text()}, sroamd_rounds=None) as server:
         result = run_page(server, "sroamd/status", "status", str(shots / "status-down.png"),

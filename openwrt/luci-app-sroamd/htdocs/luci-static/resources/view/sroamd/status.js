@@ -144,6 +144,8 @@ function leasesSection(leases, nodeId) {
 }
 
 function roamsSection(roams) {
+	if (roams == null)
+		return E('p', {}, E('em', {}, _('This sroamd keeps no roam history (ubus call sroamd roams): update it.')));
 	var rows = (roams.roams || []).map(function(r) {
 		return [ wallTime(r.time), r.mac,
 			r.action == 'arrived' ? _('arrived on %s').replace('%s', r.interface)
@@ -190,7 +192,9 @@ function countersSection(status) {
 
 return view.extend({
 	fetch: function() {
-		return Promise.all([ callStatus(), callPeers(), callClients(), callLeases(), callRoams() ]);
+		/* A sroamd older than the roams history has every other method. */
+		return Promise.all([ callStatus(), callPeers(), callClients(), callLeases(),
+			callRoams().catch(function() { return null; }) ]);
 	},
 
 	load: function() {
