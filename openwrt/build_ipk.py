@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build sroamd_<version>_all.ipk without the OpenWrt SDK.
+"""Build sroamd_<version>_all.ipk and luci-app-sroamd_<version>_all.ipk without the OpenWrt SDK.
 
 The package is what OpenWrt's scripts/ipkg-build makes: a gzip'd tar (GNU
 format, numeric owners 0:0, names sorted, one fixed mtime) holding
@@ -9,11 +9,15 @@ OpenWrt's package-pack.mk writes for every package (default_postinst
 enables and starts the init script, default_prerm stops and disables it).
 
 Package fields (release, license, maintainer, section, title, depends,
-description) come from openwrt/Makefile, the version from
+description) come from openwrt/Makefile (luci-app-sroamd's from
+openwrt/luci-app-sroamd/Makefile, as luci.mk makes them), the version from
 sroamd/__init__.py. Unlike the SDK's package, which ships bytecode, this
 one ships the Python sources: OpenWrt's Python runs them as they are.
 
   python3 openwrt/build_ipk.py [--outdir dist] [--python-version 3.11]
+
+(--python-version 3.13 for OpenWrt 25.12's site-packages; 25.12 installs
+.apk packages, not these: build them with the SDK, see README.md.)
 
 The mtime is $SOURCE_DATE_EPOCH, else the time of the last git commit,
 so building the same tree twice gives the same bytes.
@@ -40,6 +44,17 @@ UCI_CONFIG = ROOT / "files" / "etc" / "config" / "sroamd"
 PACKAGE_DIR = ROOT / "sroamd"
 CONFFILES = ["/etc/config/sroamd"]
 PYTHON_VERSION = "3.11"  # OpenWrt 23.05 and 24.10
+LUCI_APP = ROOT / "openwrt" / "luci-app-sroamd"
+LUCI_RECIPE = LUCI_APP / "Makefile"
+# After installing a LuCI app: drop LuCI's menu and module caches and make
+# rpcd reread its ACLs, so the new pages and grants work without a reboot.
+LUCI_POSTINST_EXTRA = """[ -n "${IPKG_INSTROOT}" ] || {
+	rm -f /tmp/luci-indexcache* 2>/dev/null
+	rm -rf /tmp/luci-modulecache/ 2>/dev/null
+	killall -HUP rpcd 2>/dev/null
+	exit 0
+}
+"""
 
 # What OpenWrt's include/package-pack.mk writes into every package.
 POSTINST = """#!/bin/sh
@@ -101,6 +116,16 @@ def read_recipe(path: Path = RECIPE) -> Recipe:
                   license=top.get("PKG_LICENSE", ""), maintainer=top.get("PKG_MAINTAINER", ""),
                   section=package.get("SECTION", ""), title=package.get("TITLE", ""),
                   url=package.get("URL", ""), depends=depends, description=description.strip())
+
+
+def read_luci_recipe(path: Path = LUCI_RECIPE) -> Recipe:
+    """luci-app-sroamd's fields, as luci.mk's Package definition makes them."""
+    top = _assignments(path.read_text())
+    depends = [d.lstrip("+") for d in top.get("LUCI_DEPENDS", "").split()]
+    return Recipe(name=path.parent.name, release=top["PKG_RELEASE"],
+                  license=top.get("PKG_LICENSE", ""), maintainer=top.get("PKG_MAINTAINER", ""),
+                  section="luci", title=top["LUCI_TITLE"], depends=depends,
+                  description=top.get("LUCI_DESCRIPTION", top["LUCI_TITLE"]))
 
 
 def read_version(package_dir: Path = PACKAGE_DIR) -> str:
@@ -187,6 +212,17 @@ def data_tree(python_version: str = PYTHON_VERSION) -> Tree:
     return tree
 
 
+def luci_data_tree(app: Path = LUCI_APP) -> Tree:
+    """luci.mk's install: htdocs/ into /www, root/ into /."""
+    tree = Tree()
+    for top, prefix in (("htdocs", "www/"), ("root", "")):
+        for path in sorted((app / top).rglob("*")):
+            if path.is_file():
+                tree.add_file(prefix + path.relative_to(app / top).as_posix(),
+                              path.read_bytes(), 0o644)
+    return tree
+
+
 def control_text(recipe: Recipe, version: str, installed_size: int) -> str:
     fields = [
         ("Package", recipe.name),
@@ -207,17 +243,15 @@ def control_text(recipe: Recipe, version: str, installed_size: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build(outdir: Path, python_version: str = PYTHON_VERSION, mtime: int | None = None) -> Path:
-    recipe = read_recipe()
-    version = package_version(recipe, read_version())
-    mtime = source_date_epoch() if mtime is None else mtime
-
-    data_tar = data_tree(python_version).tar_gz(mtime)
+def write_ipk(outdir: Path, recipe: Recipe, version: str, data: Tree, conffiles: list[str],
+              postinst: str, mtime: int) -> Path:
+    data_tar = data.tar_gz(mtime)
     control = Tree()
     # ipkg-build: Installed-Size is the size of the uncompressed data tar.
     control.add_file("control", control_text(recipe, version, len(data_tar)).encode(), 0o644)
-    control.add_file("conffiles", "".join(f"{c}\n" for c in CONFFILES).encode(), 0o644)
-    control.add_file("postinst", POSTINST.encode(), 0o755)
+    if conffiles:
+        control.add_file("conffiles", "".join(f"{c}\n" for c in conffiles).encode(), 0o644)
+    control.add_file("postinst", postinst.encode(), 0o755)
     control.add_file("prerm", PRERM.encode(), 0o755)
 
     members = [
@@ -227,12 +261,12 @@ def build(outdir: Path, python_version: str = PYTHON_VERSION, mtime: int | None 
     ]
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for name, data in members:  # in ipkg-build's order
+        for name, blob in members:  # in ipkg-build's order
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, mtime
+            info.size, info.mode, info.mtime = len(blob), 0o644, mtime
             info.uid = info.gid = 0
             info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
+            tar.addfile(info, io.BytesIO(blob))
 
     outdir.mkdir(parents=True, exist_ok=True)
     target = outdir / f"{recipe.name}_{version}_all.ipk"
@@ -242,14 +276,29 @@ def build(outdir: Path, python_version: str = PYTHON_VERSION, mtime: int | None 
     return target
 
 
+def build(outdir: Path, python_version: str = PYTHON_VERSION, mtime: int | None = None) -> Path:
+    recipe = read_recipe()
+    version = package_version(recipe, read_version())
+    mtime = source_date_epoch() if mtime is None else mtime
+    return write_ipk(outdir, recipe, version, data_tree(python_version), CONFFILES, POSTINST, mtime)
+
+
+def build_luci(outdir: Path, mtime: int | None = None) -> Path:
+    recipe = read_luci_recipe()
+    version = package_version(recipe, read_version())
+    mtime = source_date_epoch() if mtime is None else mtime
+    return write_ipk(outdir, recipe, version, luci_data_tree(), [],
+                     POSTINST + LUCI_POSTINST_EXTRA, mtime)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--outdir", default=str(ROOT / "dist"), help="where to write the .ipk")
     parser.add_argument("--python-version", default=PYTHON_VERSION,
                         help="the target's Python (site-packages directory), default %(default)s")
     args = parser.parse_args(argv)
-    target = build(Path(args.outdir), args.python_version)
-    print(target)
+    print(build(Path(args.outdir), args.python_version))
+    print(build_luci(Path(args.outdir)))
     return 0
 
 

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-programs="ip ping babeld hostapd hostapd_cli wpa_supplicant wpa_cli busybox dhclient dhcpcd rdisc6 perfdhcp shellcheck make"
+# chromium: tests/test_luci_app.py drives the LuCI views in it (headless).
+programs="ip ping babeld hostapd hostapd_cli wpa_supplicant wpa_cli busybox dhclient dhcpcd rdisc6 perfdhcp shellcheck make chromium"
 missing=""
 for p in $programs; do
     command -v "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -17,9 +18,11 @@ if [ -n "$missing" ]; then
     apt-get install -y -q --no-install-recommends \
         make iproute2 iputils-ping procps \
         babeld hostapd wpasupplicant busybox isc-dhcp-client dhcpcd-base ndisc6 kea-admin \
-        shellcheck
+        shellcheck chromium
 fi
 
-if ! python3 -c 'import pyroute2, construct, pytest' 2>/dev/null; then
-    python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+# The Python that will run the tests ($PYTHON, as `make test PYTHON=...` sets it).
+python=${PYTHON:-python3}
+if ! "$python" -c 'import pyroute2, construct, pytest' 2>/dev/null; then
+    "$python" -m pip install -q --disable-pip-version-check -e '.[test]'
 fi

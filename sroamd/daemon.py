@@ -15,6 +15,7 @@ from sroamd.config import Config
 from sroamd.dump import format_dump, format_mac
 from sroamd.flood import Flooder
 from sroamd.identity import load_node_id
+from sroamd.roam_history import RoamHistory
 from sroamd.roaming import (ASSOCIATION_REFRESH, Action, Kick, Roamed, Roaming, Serve,
                             Unserve)
 from sroamd.startup_sync import StartupSync
@@ -97,6 +98,7 @@ class Daemon:
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self.assoc_ms: collections.deque[float] = collections.deque(maxlen=100)
+        self.roams = RoamHistory()  # the last roams, for `ubus call sroamd roams`
         if self.clients is not None:
             self.clients.leases.allocation_allowed = self.sync.synced
         # The flooding layer says when a peer's whole dump is in.
@@ -164,6 +166,7 @@ class Daemon:
             log.info("client %s %s", format_mac(action.mac),
                      f"arrived on {action.ifname}" if action.arrived
                      else f"left for node {action.other_node.hex()}")
+            self.roams.record(action.mac, action.arrived, action.ifname, action.other_node)
             if self.ubus is not None and self.ubus.connected:
                 self._spawn(self.ubus.send_event(ubus_object.ROAM_EVENT,
                                                  ubus_object.roam_event(action)))

@@ -72,6 +72,10 @@ def peers(daemon: "Daemon") -> dict:
             "sessions": daemon.flooder.status()}
 
 
+def roams(daemon: "Daemon") -> dict:
+    return daemon.roams.table()
+
+
 def status(daemon: "Daemon") -> dict:
     store = daemon.store
     counts = {"ipv4_leases": 0, "ipv6_leases": 0, "associations": 0}

@@ -4,6 +4,7 @@
   leases   every lease: address, client MAC, remaining seconds, holding node
   clients  stations served here, with their addresses
   peers    configured peers and live flooding sessions
+  roams    the last roams (bounded, newest first: sroamd/roam_history.py)
 and the event `sroamd.roam` when a client arrives here or leaves for
 another node.
 """
@@ -31,7 +32,8 @@ def methods(daemon: "Daemon") -> dict:
             return table(daemon)
         return handler, {}
     return {"status": method(status.status), "leases": method(status.leases),
-            "clients": method(status.clients), "peers": method(status.peers)}
+            "clients": method(status.clients), "peers": method(status.peers),
+            "roams": method(status.roams)}
 
 
 async def publish(client: "UbusClient", daemon: "Daemon"):

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -108,6 +109,19 @@ async def test_daemon_follows_hostapd_kicks_and_answers_status(sock):
         peers = await ubus.call("sroamd", "peers")
         assert any(s["established"] for s in peers["sessions"])
         assert (await ubus.call("sroamd", "leases")) == {"leases": []}
+
+        # The station comes back from the other AP. Both roams are kept, newest
+        # first, for a status page that was not listening to the events.
+        await hostapd.assoc(MAC2)
+        arrival = await next_item(roams)
+        assert arrival == {"mac": MAC2, "action": "arrived", "interface": IFNAME,
+                           "from": OTHER_NODE.hex()}
+        history = await ubus.call("sroamd", "roams")
+        assert history["total"] == 2 and history["limit"] == 100
+        assert [{k: r[k] for k in r if k not in ("time", "age")}
+                for r in history["roams"]] == [arrival, event]
+        assert all(r["age"] <= 10 and abs(r["time"] - time.time()) <= 10
+                   for r in history["roams"])
         await ubus.close()
     finally:
         if observer is not None:

@@ -57,13 +57,13 @@ def build(outdir: Path, epoch: str = "1700000000") -> Path:
         done = subprocess.run([sys.executable, str(ROOT / "openwrt/build_ipk.py"),
                                "--outdir", str(outdir)], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
-    [ipk] = outdir.glob("*.ipk")
-    return ipk
+    # `make ipk` builds sroamd's package and luci-app-sroamd's beside it.
+    assert sorted(p.name for p in outdir.glob("*.ipk")) == [
+        f"luci-app-sroamd_{VERSION}_all.ipk", f"sroamd_{VERSION}_all.ipk"]
+    return outdir / f"sroamd_{VERSION}_all.ipk"
 
 
-@pytest.fixture(scope="module")
-def ipk(tmp_path_factory):
-    path = build(tmp_path_factory.mktemp("dist"))
+def unpack(path: Path) -> dict:
     raw = path.read_bytes()
     outer, outer_files = untar(raw)
     data, data_files = untar(outer_files["./data.tar.gz"])
@@ -73,6 +73,16 @@ def ipk(tmp_path_factory):
         "data": data, "data_files": data_files, "control": control,
         "control_files": control_files,
     }
+
+
+@pytest.fixture(scope="module")
+def ipk(tmp_path_factory):
+    return unpack(build(tmp_path_factory.mktemp("dist")))
+
+
+@pytest.fixture(scope="module")
+def luci_ipk(ipk):
+    return unpack(ipk["path"].parent / f"luci-app-sroamd_{VERSION}_all.ipk")
 
 
 def test_name_and_outer_format(ipk):
@@ -180,9 +190,75 @@ def test_control_scripts_and_conffiles(ipk):
     assert b'[ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0' in files["./postinst"]
 
 
-def test_reproducible(tmp_path, ipk):
+def test_reproducible(tmp_path, ipk, luci_ipk):
     again = build(tmp_path / "again")
     assert again.read_bytes() == ipk["raw"]
+    assert (again.parent / luci_ipk["path"].name).read_bytes() == luci_ipk["raw"]
+
+
+# --- luci-app-sroamd ----------------------------------------------------------------
+
+LUCI_APP = ROOT / "openwrt" / "luci-app-sroamd"
+
+
+def test_luci_app_ships_the_views_menu_and_acl_as_luci_mk_installs_them(luci_ipk):
+    assert [m.name for m in luci_ipk["outer"]] == ["./debian-binary", "./data.tar.gz",
+                                                    "./control.tar.gz"]
+    expected = {}
+    for top, prefix in (("htdocs", "./www/"), ("root", "./")):
+        for path in (LUCI_APP / top).rglob("*"):
+            if path.is_file():
+                expected[prefix + path.relative_to(LUCI_APP / top).as_posix()] = path.read_bytes()
+    assert luci_ipk["data_files"] == expected
+    assert set(expected) == {
+        "./www/luci-static/resources/view/sroamd/settings.js",
+        "./www/luci-static/resources/view/sroamd/status.js",
+        "./usr/share/luci/menu.d/luci-app-sroamd.json",
+        "./usr/share/rpcd/acl.d/luci-app-sroamd.json"}
+    for member in luci_ipk["outer"] + luci_ipk["data"] + luci_ipk["control"]:
+        assert (member.uid, member.gid, member.mtime) == (0, 0, 1700000000), member.name
+        assert member.mode == (0o755 if member.isdir() else 0o644) or member.name in (
+            "./postinst", "./prerm"), member.name
+    fields = control_fields(luci_ipk)
+    assert fields["Package"] == "luci-app-sroamd" and fields["Version"] == VERSION
+    assert fields["Depends"] == "libc, luci-base, sroamd"
+    assert fields["Architecture"] == "all" and fields["Section"] == "luci"
+    assert set(luci_ipk["control_files"]) == {"./control", "./postinst", "./prerm"}
+    postinst = luci_ipk["control_files"]["./postinst"]
+    assert b"default_postinst $0 $@" in postinst and b"killall -HUP rpcd" in postinst
+
+
+# --- versions apk (OpenWrt 25.12) and opkg (24.10) both take --------------------------
+
+# apk-tools' version grammar (src/version.c): digits separated by dots, an
+# optional letter, _suffixes (alpha, beta, pre, rc, cvs, svn, git, hg, p)
+# with optional digits, an optional ~hash, an optional -rN. OpenWrt makes a
+# package's version PKG_VERSION-rPKG_RELEASE (include/package-defaults.mk).
+APK_VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*[a-z]?(_(alpha|beta|pre|rc|cvs|svn|git|hg|p)[0-9]*)*"
+                         r"(~[0-9a-f]+)?(-r[0-9]+)?$")
+
+
+def test_apk_version_grammar():
+    for good in ("0.1.0-r1", "2.10.70-r1", "1.2.3a_rc2-r0", "6.5_p20250503-r0", "1~abc123-r2"):
+        assert APK_VERSION.match(good), good
+    # luci.mk's own default (git-YY.DDD.SSSSS-hash), a Debian-style or a
+    # dashed release, a PEP 440 dev version: apk refuses each.
+    for bad in ("git-24.123.45678-abcdef1-r1", "0.1.0-1", "0.1.0-rc1", "0.1.0.dev1-r1",
+                "0.1.0-r1.1", "v0.1.0-r1", "0.1.0~rc1-r1"):
+        assert not APK_VERSION.match(bad), bad
+
+
+@pytest.mark.parametrize("recipe", ["openwrt/Makefile", "openwrt/python-construct/Makefile",
+                                    "openwrt/luci-app-sroamd/Makefile"])
+def test_recipe_versions_are_valid_for_apk_and_opkg(recipe):
+    text = (ROOT / recipe).read_text()
+    version = re.search(r"^PKG_VERSION:=(.*)$", text, re.M).group(1)
+    if version.startswith("$(shell sed"):  # the version of sroamd/__init__.py
+        version = sroamd.__version__
+    release = re.search(r"^PKG_RELEASE:=(.*)$", text, re.M).group(1)
+    # apk wants PKG_RELEASE a plain number (it becomes -rN).
+    assert re.fullmatch(r"[0-9]+", release), release
+    assert APK_VERSION.match(f"{version}-r{release}"), (version, release)
 
 
 def imported_modules() -> set[str]:
@@ -206,6 +282,7 @@ def test_depends_cover_what_sroamd_imports(ipk):
 
 
 def test_recipe_agrees_with_the_ipk(ipk):
+    """(The SDK-less ipk's fields come from the recipe.)"""
     recipe = (ROOT / "openwrt/Makefile").read_text()
     [depends] = re.findall(r"^\s*DEPENDS:=(.*)$", recipe, re.M)
     assert ["libc"] + [d.lstrip("+") for d in depends.split()] == \
