@@ -15,7 +15,7 @@ import inspect
 import ipaddress
 import random
 
-from sroamd.client_service import ClientService
+from sroamd.client_service import MAX_ROUTED_PER_KIND, ClientService
 from sroamd.config import Config
 from sroamd.flood import Flooder
 from sroamd.links import Link
@@ -219,11 +219,14 @@ class Node:
 
     def check_routes(self) -> None:
         """The routes in the (fake) kernel are those of the served clients'
-        live, well-formed leases, on their interfaces."""
-        wanted = {}
+        live, well-formed leases, on their interfaces: all of them, or, for a
+        client with more than MAX_ROUTED_PER_KIND of a kind, that many."""
+        allowed = {}  # every route that may be there -> its interface
+        groups = []  # (the routes of one client's leases of one kind)
         index = {link.name: link.index for link in self.links}
         for mac, ifname in self.clients.clients.items():
             for kind in (IPV4_LEASE, IPV6_LEASE):
+                group = set()
                 for datum in self.store.leases_of(mac, kind):
                     if len(datum.key) != KEY_LENGTHS[kind]:
                         continue  # (a route for it is reported by the rtnl check)
@@ -231,12 +234,20 @@ class Node:
                         dst = (str(ipaddress.IPv4Address(datum.key[1:])), 32)
                     else:
                         dst = (str(ipaddress.IPv6Address(datum.key[1:] + bytes(8))), 64)
-                    wanted[dst] = index[ifname]
+                    allowed[dst] = index[ifname]
+                    group.add(dst)
+                groups.append(group)
         have = {(dst, length): oif for (_family, dst, length), oif in self.rtnl.table.items()}
-        if have != wanted:
-            missing = sorted(set(wanted) - set(have))
-            extra = sorted(set(have) - set(wanted))
-            moved = sorted(k for k in set(have) & set(wanted) if have[k] != wanted[k])
+        extra = sorted(set(have) - set(allowed))
+        moved = sorted(k for k in set(have) & set(allowed) if have[k] != allowed[k])
+        missing = []
+        for group in groups:
+            routed = group & set(have)
+            if len(routed) < min(len(group), MAX_ROUTED_PER_KIND):
+                missing += sorted(group - routed)
+            elif len(routed) > MAX_ROUTED_PER_KIND:
+                extra += sorted(routed)
+        if missing or extra or moved:
             raise Violation("routes_out_of_sync", f"missing {missing[:3]}, extra {extra[:3]}, "
                             f"wrong interface {moved[:3]}")
 
