@@ -103,6 +103,7 @@ class Daemon:
             self.clients.leases.allocation_allowed = self.sync.synced
         # The flooding layer says when a peer's whole dump is in.
         self.flooder.on_synced.append(self._dump_complete)
+        self.flooder.mark_store_synced(self.sync.synced)
 
     # -- sync before serving (startup_sync.py) -------------------------------
 
@@ -114,14 +115,15 @@ class Daemon:
         log.warning("store synced (%s) after %.1f s: handing out addresses",
                     self.sync.how, self.sync.status()["seconds"])
         self.roaming.synced()
+        self.flooder.mark_store_synced()
         if self.clients is not None:
             self.clients.synced()  # new addresses; adopted routes checked
 
     async def _sync_loop(self) -> None:
         while not self.sync.synced:
             await asyncio.sleep(SYNC_TICK)
-            up = sum(1 for s in self.flooder.sessions if s.established)
-            if self.sync.tick(up):
+            # (a peer that restarted too, unsynced, is nobody to sync from)
+            if self.sync.tick(self.flooder.sessions_with_synced_peers()):
                 self._synced()
 
     def _spawn(self, coro) -> asyncio.Task:

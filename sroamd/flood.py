@@ -37,6 +37,11 @@ end-of-dump marker, so: a peer that marks its dump (this sroamd sends PadN
 markers around it, which C sroamd skips) is complete at its end marker; for
 any other peer (C sroamd), the dump is taken as complete once the session is
 established and SYNC_QUIET seconds pass without an Update from it.
+
+A node not synced itself (Flooder.store_synced False: the daemon says when)
+ends its dumps with DUMP_UNSYNCED instead of DUMP_END, and sends DUMP_END
+once it is synced: two nodes restarted together must not take each other's
+empty stores for the domain's (Session.peer_unsynced marks such a peer).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from sroamd.flood_policy import (DATA_REFUSALS, SESSION_REFUSALS, Admission, Dat
 from sroamd.loglimit import LogLimiter
 from sroamd.store import Datum, Outcome, Store
 from sroamd.wire.flood import (DUMP_BEGIN, DUMP_BEGIN_BODY, DUMP_END, DUMP_END_BODY,
+                               DUMP_UNSYNCED, DUMP_UNSYNCED_BODY,
                                HANDSHAKE_BYTES, HANDSHAKE_LEN, FloodFormatError, Update,
                                build_update, parse_handshake, parse_stream)
 
@@ -90,6 +96,8 @@ class Session:
         self.established = False  # the peer's handshake is in (our dump is under way)
         self.dump_sent = False  # our whole dump has been handed to the socket
         self.dump_received = False  # the peer's whole dump is in (see the module doc)
+        self.end_sent = False  # our DUMP_END went out (only once we are synced)
+        self.peer_unsynced = False  # the peer's dump ended with DUMP_UNSYNCED
         self.since = time.monotonic()
         self.updates_in = 0
         self.updates_out = 0
@@ -284,7 +292,8 @@ class Session:
                 if self.closed:
                     return
             snapshot = None
-            self._out.append(DUMP_END)
+            self.end_sent = self.flooder.store_synced
+            self._out.append(DUMP_END if self.end_sent else DUMP_UNSYNCED)
             self._flush(capped=False)
             self.dump_sent = True
             log.info("peer %s: dump sent", self.name)
@@ -328,8 +337,12 @@ class Session:
                 if self._quiet_timer is not None:
                     self._quiet_timer.cancel()
                     self._quiet_timer = None
-            elif marker == DUMP_END_BODY and not self.dump_received:
-                self._dump_complete("end marker")
+            elif marker == DUMP_UNSYNCED_BODY:
+                self.peer_unsynced = True  # its whole store, but not the domain's
+            elif marker == DUMP_END_BODY:
+                self.peer_unsynced = False
+                if not self.dump_received:
+                    self._dump_complete("end marker")
 
     def _check_quiet(self) -> None:
         self._quiet_timer = None
@@ -364,6 +377,7 @@ class Flooder:
         self.sessions: set[Session] = set()
         self.peer_state: dict[str, str] = {format_peer(p): "connecting" for p in self.peers}
         self.synced = False  # a peer's whole dump came in (module doc)
+        self.store_synced = True  # our store is the domain's (module doc; the daemon sets it)
         self.on_synced: list = []  # called once, with the peer's name, when synced
         self.malformed = 0
         self.refused_sessions = collections.Counter({r: 0 for r in SESSION_REFUSALS})
@@ -501,6 +515,21 @@ class Flooder:
                     delay = RECONNECT_MIN  # it worked for a while: retry promptly
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX)
+
+    def mark_store_synced(self, synced: bool = True) -> None:
+        """Our store is (or is not yet) the domain's: dumps end with DUMP_END
+        (or DUMP_UNSYNCED); sessions whose dump ended unsynced get DUMP_END."""
+        self.store_synced = synced
+        if not synced:
+            return
+        for session in self.sessions:
+            if session.dump_sent and not session.end_sent and not session.closed:
+                session.end_sent = True
+                session._queue(DUMP_END)
+
+    def sessions_with_synced_peers(self) -> int:
+        """Established sessions to peers that did not say they are unsynced."""
+        return sum(1 for s in self.sessions if s.established and not s.peer_unsynced)
 
     def _dump_received(self, session: Session) -> None:
         if self.synced:

@@ -6,8 +6,9 @@ one of the two leases loses and its client is blackholed until its next
 renewal.  So no new address and no new /64 is handed out until
 
   * a peer's complete dump came in (the flooding layer says when), or
-  * the grace period passed with no peer session up (nobody to sync from:
-    the first AP of a domain, or all peers down), or
+  * the grace period passed with no session up to a synced peer (nobody to
+    sync from: the first AP of a domain, all peers down, or only peers that
+    restarted too and say their dumps are not the domain's), or
   * the grace period passed six times over (a peer that never finishes its
     dump must not keep clients waiting for ever; logged as a warning),
 

@@ -153,6 +153,8 @@ def parse_stream(data: bytes):
 DUMP_BEGIN = getattr(wire, "DUMP_BEGIN", b"")
 DUMP_END = getattr(wire, "DUMP_END", b"")
 DUMP_END_BODY = getattr(wire, "DUMP_END_BODY", None)
+DUMP_UNSYNCED = getattr(wire, "DUMP_UNSYNCED", DUMP_END)  # (older code: no such marker)
+DUMP_UNSYNCED_BODY = getattr(wire, "DUMP_UNSYNCED_BODY", None)
 FLOODER_TAKES_CONFIG = "config" in inspect.signature(flood_mod.Flooder).parameters
 
 
@@ -375,7 +377,7 @@ class SimSession:
 
     __slots__ = ("net", "node", "conn", "end", "peer", "name", "outgoing", "established",
                  "closed", "since", "updates_in", "updates_out", "refused", "dump_sent",
-                 "dump_received", "uid", "__weakref__")
+                 "dump_received", "end_sent", "peer_unsynced", "uid", "__weakref__")
 
     def __init__(self, net: "Net", node: "Node", conn: "Conn", end: int, name: str):
         self.net = net
@@ -393,6 +395,8 @@ class SimSession:
         self.refused = 0
         self.dump_sent = False
         self.dump_received = False
+        self.end_sent = False
+        self.peer_unsynced = False
         self.uid = next(net.uids)
 
     # Deterministic set order in Flooder.sessions (the default hash is the
@@ -428,6 +432,11 @@ class SimSession:
         payload = b"".join(chunks)
         if payload:
             net.transmit(self, "data", payload, knowledge)
+
+    def _queue(self, data: bytes) -> None:
+        """Raw output (the end marker sent once the node is synced)."""
+        if not self.closed:
+            self.net.transmit(self, "data", data, [])
 
     def close(self) -> None:
         """The flooding code gives up on the peer: a reset of the connection."""
@@ -504,6 +513,8 @@ class Node:
         return self.net.sim.now + self.offset
 
     def sessions_up(self) -> int:
+        if hasattr(self.flooder, "sessions_with_synced_peers"):
+            return self.flooder.sessions_with_synced_peers()
         return sum(1 for s in self.flooder.sessions if s.established)
 
     def start(self, keep_id: bool) -> None:
@@ -533,6 +544,8 @@ class Node:
         self.leases.reserve_ipv4([address(host) for host in FOREIGN_HOSTS])
         if self.sync is not None:
             self.leases.allocation_allowed = self.sync.synced
+            if hasattr(self.flooder, "mark_store_synced"):
+                self.flooder.mark_store_synced(self.sync.synced)
             on_synced = getattr(self.flooder, "on_synced", None)
             if on_synced is not None:
                 on_synced.append(self._dump_complete)
@@ -565,6 +578,8 @@ class Node:
         if synced is not None:
             synced()
         self.leases.allocation_allowed = True
+        if hasattr(self.flooder, "mark_store_synced"):
+            self.flooder.mark_store_synced()
 
     def _sync_tick(self, incarnation: int) -> None:
         if not self.up or incarnation != self.incarnation or self.sync.synced:
@@ -845,6 +860,10 @@ class Net:
             self.learn(node, update.key, ids)
             session.updates_in += 1
             flooder.receive(update, session)
+        if DUMP_UNSYNCED_BODY is not None and DUMP_UNSYNCED_BODY in markers:
+            session.peer_unsynced = True
+        if DUMP_END_BODY in markers:
+            session.peer_unsynced = False
         if DUMP_END_BODY in markers and not session.closed and not session.dump_received:
             self._dump_received(session)
 
@@ -855,7 +874,10 @@ class Net:
         node.expire()
         store = node.store
         live = [d for d in store if store.remaining(d) > 0]
-        session.send_updates(live, DUMP_BEGIN, DUMP_END)
+        # A node not synced itself ends its dump unsynced (flood.py), and
+        # sends the end marker once synced (Flooder.mark_store_synced).
+        session.end_sent = getattr(node.flooder, "store_synced", True)
+        session.send_updates(live, DUMP_BEGIN, DUMP_END if session.end_sent else DUMP_UNSYNCED)
         session.dump_sent = True
         if not DUMP_END:
             # No markers in this code: the simulation tells the receiver.

@@ -825,6 +825,26 @@ def test_out_of_prefix_and_malformed_leases_install_no_route(ap_lab):
             watcher.close()
 
 
+def test_two_restarted_nodes_do_not_sync_each_other(relays):
+    """Regression (attack review): B restarted while its own peer is down,
+    its store empty; A restarted too, its only peer B.  B's empty dump
+    carried the end marker: A took it for the domain's and was synced at
+    once, and A's empty dump synced B.  A node not synced itself ends its
+    dump unsynced; both wait for the grace period (60 s here)."""
+    b = relays("-F", f"127.0.0.1:{free_port()}", "--sync-grace", "60")
+    a = relays("-F", f"127.0.0.1:{b.port}", "--sync-grace", "60")
+    wait_for(lambda: b.sessions("in") == 1 and a.sessions("out") == 1, 10)
+    time.sleep(2.0)
+    assert not a.status()["sync"]["synced"] and not b.status()["sync"]["synced"]
+    # A third node that is synced (grace 0) syncs both, with its end marker.
+    c = relays("-F", f"127.0.0.1:{a.port}", "-F", f"127.0.0.1:{b.port}")
+    assert c.status()["sync"]["synced"]
+    wait_for(lambda: a.status()["sync"]["synced"] and b.status()["sync"]["synced"], 10,
+             interval=0.05, what="A and B synced by C")
+    assert a.status()["sync"]["how"].startswith("dump from 127.0.0.1:")
+    assert b.status()["sync"]["how"].startswith("dump from 127.0.0.1:")
+
+
 def test_the_daemon_syncs_from_a_peers_dump(relays):
     """Sync before serving, through the real daemons: B, started with a long
     grace period, is synced by A's (marked) dump as soon as it is in; C by a

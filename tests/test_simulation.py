@@ -159,7 +159,9 @@ def test_a_restarted_node_does_not_hand_out_a_live_address():
     # handed out from it beat the existing client's lease when the dump came.
     schedule = scripted(
         nodes=3, duration=40.0, links=[(0, 1, 0.05, 0.05), (1, 2, 0.05, 0.05)],
-        actions=[(1.0, "request_on", 0, 40, 6),  # client 40 gets .6 on n0
+        # (a domain started at once serves new addresses after the grace
+        # period: each node's peers were unsynced too)
+        actions=[(11.0, "request_on", 0, 40, 6),  # client 40 gets .6 on n0
                  (20.0, "restart", 2, 1.0, True),
                  (21.001, "request_on", 2, 48, 6)])  # client 48 asks n2 for .6 at once
     net = Net(schedule, trace=True)

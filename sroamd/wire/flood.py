@@ -46,7 +46,10 @@ MAX_BODY = 255
 
 DUMP_BEGIN_BODY = b"sroamd dump begin"
 DUMP_END_BODY = b"sroamd dump end"
-MARKERS = (DUMP_BEGIN_BODY, DUMP_END_BODY)
+# At the end of a dump from a node not synced itself (just restarted, its
+# store maybe empty): not a complete dump.  DUMP_END follows once it is.
+DUMP_UNSYNCED_BODY = b"sroamd dump unsynced"
+MARKERS = (DUMP_BEGIN_BODY, DUMP_END_BODY, DUMP_UNSYNCED_BODY)
 
 
 class FloodFormatError(ValueError):
@@ -75,6 +78,7 @@ def build_padn(body: bytes) -> bytes:
 
 DUMP_BEGIN = build_padn(DUMP_BEGIN_BODY)
 DUMP_END = build_padn(DUMP_END_BODY)
+DUMP_UNSYNCED = build_padn(DUMP_UNSYNCED_BODY)
 
 
 def parse_handshake(data: bytes) -> None:
