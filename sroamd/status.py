@@ -35,20 +35,24 @@ def holder_of(daemon: "Daemon", mac: bytes) -> str | None:
     return datum.value.hex()
 
 
+# Leases in one `ubus call sroamd leases` reply: ubusd refuses messages over
+# 1 MiB (about 7,000 leases), and building a reply for a whole /16 would hold
+# the event loop for seconds (attack review: 10,000 leases, 2-3 s, dropped).
+MAX_LEASES_REPLY = 2000
+
+
 def leases(daemon: "Daemon") -> dict:
+    """The first MAX_LEASES_REPLY leases, IPv4 then IPv6, in address order;
+    total says how many there are."""
     store = daemon.store
-    table = []
-    for datum in store.live_data():
-        if datum.kind not in (IPV4_LEASE, IPV6_LEASE) or len(datum.value) != 6:
-            continue
-        address = lease_address(datum.key)
-        if address is None:
-            continue
-        table.append({"address": address, "mac": format_mac(datum.value),
-                      "remaining": store.remaining(datum),
-                      "node": holder_of(daemon, datum.value)})
-    table.sort(key=lambda entry: (":" in entry["address"], entry["address"]))
-    return {"leases": table}
+    held = [datum for datum in store.live_data()
+            if datum.kind in (IPV4_LEASE, IPV6_LEASE) and len(datum.value) == 6
+            and len(datum.key) == KEY_LENGTHS[datum.kind]]
+    held.sort(key=lambda datum: datum.key)  # kind first, then the address
+    table = [{"address": lease_address(datum.key), "mac": format_mac(datum.value),
+              "remaining": store.remaining(datum), "node": holder_of(daemon, datum.value)}
+             for datum in held[:MAX_LEASES_REPLY]]
+    return {"leases": table, "total": len(held), "truncated": len(held) > MAX_LEASES_REPLY}
 
 
 def clients(daemon: "Daemon") -> dict:

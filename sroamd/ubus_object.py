@@ -1,7 +1,8 @@
 """sroamd's own ubus object and events: `ubus call sroamd status`, ...
 
   status   node id, interfaces, peers and their state, counts
-  leases   every lease: address, client MAC, remaining seconds, holding node
+  leases   the leases (the first 2,000, and how many): address, client MAC,
+           remaining seconds, holding node
   clients  stations served here, with their addresses
   peers    configured peers and live flooding sessions
   roams    the last roams (bounded, newest first: sroamd/roam_history.py)

@@ -108,7 +108,8 @@ async def test_daemon_follows_hostapd_kicks_and_answers_status(sock):
                                           lambda p: p.has(key1, b""), 5)
         peers = await ubus.call("sroamd", "peers")
         assert any(s["established"] for s in peers["sessions"])
-        assert (await ubus.call("sroamd", "leases")) == {"leases": []}
+        assert (await ubus.call("sroamd", "leases")) == {"leases": [], "total": 0,
+                                                         "truncated": False}
 
         # The station comes back from the other AP. Both roams are kept, newest
         # first, for a status page that was not listening to the events.
