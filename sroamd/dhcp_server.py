@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from sroamd.config import Config
-from sroamd.leases import OFFER_TIME, Leases, ipv4_text
+from sroamd.leases import DECLINE_HOLD, OFFER_TIME, Leases, ipv4_text
 from sroamd.loglimit import LogLimiter
 from sroamd.wire import dhcp
 from sroamd.wire.dhcp import (ACK, DECLINE, DISCOVER, INFORM, NAK, OFFER, RELEASE, REQUEST,
@@ -60,6 +60,13 @@ from sroamd.wire.ip import BROADCAST_MAC
 log = logging.getLogger("sroamd.dhcp")
 
 HOST_NETMASK = b"\xff\xff\xff\xff"
+# A DECLINE holds an address out of use for DECLINE_HOLD seconds.  A client
+# finds an address in use by someone else rarely, once or twice; one that
+# REQUESTs and DECLINEs in a loop would hold the whole pool out of use
+# (attack review: a /24 gone for 10 minutes).  So at most this many DECLINEs
+# of a client count within DECLINE_HOLD; later ones are refused (counted).
+MAX_DECLINES_PER_CLIENT = 2
+DECLINE_MEMORY = 4096  # clients whose recent DECLINEs are remembered
 LIMITED_BROADCAST = b"\xff\xff\xff\xff"
 # Upstream renews after 1600 s and rebinds after 1700 s of an 1800 s lease;
 # the same shares of any lease time, capped at those values.
@@ -114,6 +121,8 @@ class DhcpServer:
         self.max_offers = max_offers if max_offers is not None else default_max_offers(config)
         # Clients holding an offer and no lease -> when the offer lapses, oldest first.
         self._offers: dict[bytes, float] = {}
+        # Clients -> times of their recent DECLINEs (oldest client first).
+        self._declines: dict[bytes, list[float]] = {}
         self._drop_log = LogLimiter(log)
 
     def handle(self, data: bytes, server_ip: bytes | None, src_mac: bytes | None = None,
@@ -166,7 +175,13 @@ class DhcpServer:
             return DhcpOutcome(mac, relayed, None, kind=kind)
         if kind == DECLINE:
             address = message.options.get(dhcp.OPT_REQUESTED_ADDRESS)
-            if address is not None and self.leases.decline_ipv4(mac, address):
+            if not self._may_decline(mac):
+                self.events["decline_limited"] += 1
+                self._drop_log.log(logging.WARNING, "%s declined more than %d addresses "
+                                   "in %d s: ignored", _mac(mac), MAX_DECLINES_PER_CLIENT,
+                                   DECLINE_HOLD)
+            elif address is not None and self.leases.decline_ipv4(mac, address):
+                self._declines.setdefault(mac, []).append(self.leases.store.clock())
                 self.events["declined"] += 1
                 log.warning("%s declined %s (in use by someone else?): held out of use",
                             _mac(mac), ipv4_text(address))
@@ -194,6 +209,16 @@ class DhcpServer:
             self._offers.pop(mac, None)  # (re-inserted: the newest last)
             self._offers[mac] = self.leases.store.clock() + OFFER_TIME
         return self._reply(message, mac, relayed, server_ip, OFFER, datum.key[1:])
+
+    def _may_decline(self, mac: bytes) -> bool:
+        """Whether a DECLINE of mac may hold an address out of use now."""
+        now = self.leases.store.clock()
+        recent = [t for t in self._declines.pop(mac, ()) if t > now - DECLINE_HOLD]
+        if recent:
+            self._declines[mac] = recent  # (re-inserted: the most recent last)
+            if len(self._declines) > DECLINE_MEMORY:
+                del self._declines[next(iter(self._declines))]
+        return len(recent) < MAX_DECLINES_PER_CLIENT
 
     def _offer_room(self, mac: bytes) -> bool:
         """Whether mac may be made a new offer: lapsed offers are forgotten

@@ -220,6 +220,32 @@ def test_decline(env):
     assert server.events["decline_refused"] == 2
 
 
+def test_a_client_declines_at_most_a_few_addresses_at_a_time(env):
+    """Regression (attack review): one station REQUESTed and DECLINEd every
+    address in turn; each was held out of use for 10 minutes, the whole /24
+    with it.  Only MAX_DECLINES_PER_CLIENT count within DECLINE_HOLD."""
+    from sroamd.dhcp_server import MAX_DECLINES_PER_CLIENT
+    from sroamd.leases import DECLINE_HOLD
+    clock, store, leases, server = env
+    declined = []
+    for _ in range(10):
+        address = dora(server)
+        server.handle(request(DECLINE, requested=address, server_id=SERVER), SERVER)
+        if store.get(ipv4_lease_key(address)).value == DECLINED:
+            declined.append(address)
+    assert len(declined) == MAX_DECLINES_PER_CLIENT
+    assert server.events["decline_limited"] == 10 - MAX_DECLINES_PER_CLIENT
+    assert server.events["declined"] == MAX_DECLINES_PER_CLIENT
+    # Another client still may; and this one again once the window passed.
+    address = dora(server, B)
+    server.handle(request(DECLINE, B, requested=address, server_id=SERVER), SERVER)
+    assert store.get(ipv4_lease_key(address)).value == DECLINED
+    clock.now += DECLINE_HOLD + 1
+    address = dora(server)
+    server.handle(request(DECLINE, requested=address, server_id=SERVER), SERVER)
+    assert store.get(ipv4_lease_key(address)).value == DECLINED
+
+
 @pytest.mark.parametrize("data, reason", [
     (b"\x01" * 100, "malformed"),
     (dhcp.build(dhcp.DhcpMessage(op=dhcp.BOOTREPLY, options={53: OFFER})), "not_request"),
