@@ -63,7 +63,7 @@ MAX_INBOUND_SESSIONS = 64
 # From one source address (configured peers excepted): a peer has one or two
 # sessions to us; a host holding dozens (idle, handshaked) would lock every
 # later peer out of a hub.
-MAX_INBOUND_PER_SOURCE = 4
+MAX_INBOUND_PER_SOURCE = 8
 
 SESSION_REFUSALS = ("roaming_interface", "client_prefix", "roaming_subnet",
                     "not_allowed", "too_many", "too_many_from_source")

@@ -337,7 +337,7 @@ def test_bad_data_are_refused_counted_and_not_relayed(relays):
     assert watcher.wait_for(lambda p: p.has(late.key))
     assert not sender.closed and sender.poll(0.05)
     sessions = node.ubus.call("sroamd", "peers")["sessions"]
-    assert sorted(s["refused"] for s in sessions) == [0, 7]
+    assert sorted(s["refused"] for s in sessions) == [0, 9]
     assert "refused an update from" in node.log_text()
 
 
