@@ -11,14 +11,16 @@ length 0 (which would make a naive parser loop forever) is malformed.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from construct import (BitStruct, Byte, Bytes, Check, ConstructError, Flag, FixedSized,
                        GreedyBytes, GreedyRange, Int16ub, Int32ub, Padding, Struct, Switch,
                        Terminated, this)
 
-from sroamd.wire.ip import (ETH_P_IPV6, ETHERNET, ETHERNET_LEN, IPPROTO_ICMPV6, IPV6,
-                            IPV6_LEN, IPV6_PSEUDO, internet_checksum)
+from sroamd.wire.ip import (ETH_P_IPV6, ETHERNET, ETHERNET_C, ETHERNET_LEN, IPPROTO_ICMPV6,
+                            IPV6, IPV6_C, IPV6_LEN, IPV6_PSEUDO, IPV6_PSEUDO_C,
+                            internet_checksum)
 
 ROUTER_SOLICITATION = 133
 ROUTER_ADVERTISEMENT = 134
@@ -102,6 +104,12 @@ ICMPV6 = Struct(
         NEIGHBOUR_ADVERTISEMENT: NA_BODY,
     }, default=GreedyBytes),
 )
+
+
+# Compiled for building (issue 11; the bit fields and sized options stay
+# interpreted inside it).  Parsing stays interpreted: compiled code does not
+# check short reads, and an RS is parsed once per solicitation.
+ICMPV6_BUILD = ICMPV6.compile()
 
 
 class Icmpv6FormatError(ValueError):
@@ -206,16 +214,17 @@ def build_frame(message: dict, eth_src: bytes, eth_dst: bytes, ip_src: bytes,
     """An Ethernet frame with the ICMPv6 message, checksum computed."""
     try:
         fields = dict(message, checksum=0)
-        icmp = ICMPV6.build(fields)
-        pseudo = IPV6_PSEUDO.build({"src": ip_src, "dst": ip_dst, "length": len(icmp),
-                                    "next_header": IPPROTO_ICMPV6})
+        icmp = ICMPV6_BUILD.build(fields)
+        pseudo = IPV6_PSEUDO_C.build({"src": ip_src, "dst": ip_dst, "length": len(icmp),
+                                      "next_header": IPPROTO_ICMPV6})
+        # The checksum goes at bytes 2-3 of the message: built again with it.
         fields["checksum"] = internet_checksum(pseudo + icmp)
-        icmp = ICMPV6.build(fields)
-        header = IPV6.build({"vtf": {"traffic_class": 0, "flow_label": 0},
+        icmp = ICMPV6_BUILD.build(fields)
+        header = IPV6_C.build({"vtf": {"traffic_class": 0, "flow_label": 0},
                              "payload_length": len(icmp), "next_header": IPPROTO_ICMPV6,
                              "hop_limit": hop_limit, "src": ip_src, "dst": ip_dst})
-        ether = ETHERNET.build({"dst": eth_dst, "src": eth_src, "ethertype": ETH_P_IPV6})
-    except ConstructError as e:
+        ether = ETHERNET_C.build({"dst": eth_dst, "src": eth_src, "ethertype": ETH_P_IPV6})
+    except (ConstructError, struct.error) as e:
         raise Icmpv6FormatError(f"cannot build: {e}") from None
     return ether + header + icmp
 
