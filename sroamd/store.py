@@ -86,6 +86,7 @@ REFRESH_GAIN = 30.0
 REFRESH_GAIN_MIN = 10.0
 TRANSIT_ALLOWANCE = 1.0  # seconds a received datum is taken to have aged in transit
 EXPIRED_RETENTION = 600.0
+MAC_TUPLE_MAX = 8  # keys of one MAC kept in a tuple (see Store._leases_by_mac)
 MAX_TIME = 0xFFFFFFFF
 
 
@@ -180,11 +181,14 @@ class Store:
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self._data: dict[bytes, Datum] = {}
-        # MAC -> keys of the lease data whose value is that MAC: the O(1)
-        # lookup of a client's leases (upstream scans the whole store).  A
-        # list, not a set: it nearly always holds one or two keys, and a set
-        # costs three times the memory.
-        self._leases_by_mac: dict[bytes, list[bytes]] = {}
+        # MAC -> the key (bytes) of the lease datum whose value is that MAC,
+        # or a tuple of keys when there are several: the O(1) lookup of a
+        # client's leases (upstream scans the whole store).  Nearly always
+        # one key (the client's IPv4 or IPv6 lease) or two: a lone key costs
+        # nothing beyond the dict entry, where a list would cost 90 bytes a
+        # lease (a tuple of two, 56).  The MAC is the datum's value object.
+        # (Past MAC_TUPLE_MAX keys, a list: tuples grow by copying.)
+        self._leases_by_mac: dict[bytes, bytes | tuple[bytes, ...] | list[bytes]] = {}
         # (time, key) min-heap of expiries; stale entries are skipped when popped.
         self._expiry_heap: list[tuple[float, bytes]] = []
         self.listeners: list[Listener] = []
@@ -229,7 +233,8 @@ class Store:
         """Live leases (IPV4_LEASE or IPV6_LEASE) whose value is mac, smallest key first."""
         now = self.clock()
         found = []
-        for key in self._leases_by_mac.get(mac, ()):
+        keys = self._leases_by_mac.get(mac, ())
+        for key in (keys,) if type(keys) is bytes else keys:
             datum = self._data[key]
             if datum.kind == kind and datum.expires > now:
                 found.append(datum)
@@ -455,14 +460,38 @@ class Store:
 
     def _index(self, datum: Datum) -> None:
         if datum.kind in (IPV4_LEASE, IPV6_LEASE) and len(datum.value) == 6:
-            self._leases_by_mac.setdefault(datum.value, []).append(datum.key)
+            index = self._leases_by_mac
+            keys = index.get(datum.value)
+            if keys is None:
+                index[datum.value] = datum.key
+            elif type(keys) is bytes:
+                index[datum.value] = (keys, datum.key)
+            elif type(keys) is tuple and len(keys) < MAC_TUPLE_MAX:
+                index[datum.value] = keys + (datum.key,)
+            elif type(keys) is tuple:
+                # Many leases for one MAC (only a broken or hostile peer
+                # sends so many): a list, appended to in place.
+                index[datum.value] = [*keys, datum.key]
+            else:
+                keys.append(datum.key)
 
     def _unindex(self, datum: Datum) -> None:
-        keys = self._leases_by_mac.get(datum.value)
-        if keys is not None and datum.key in keys:
+        index = self._leases_by_mac
+        keys = index.get(datum.value)
+        if keys is None:
+            return
+        if type(keys) is bytes:
+            if keys == datum.key:
+                del index[datum.value]
+            return
+        if datum.key not in keys:
+            return
+        if type(keys) is list:
             keys.remove(datum.key)
-            if not keys:
-                del self._leases_by_mac[datum.value]
+            rest = keys
+        else:
+            rest = tuple(k for k in keys if k != datum.key)
+        index[datum.value] = rest[0] if len(rest) == 1 else rest
 
     def _notify(self, datum: Datum, old: bytes | None, origin: object) -> None:
         datum.announced = datum.expires

@@ -451,3 +451,19 @@ def test_a_newer_datum_forgets_the_runner_up(store, clock):
     store.receive(KEY, 1, MAC_B, 20)  # a newer datum
     clock.now += 25
     assert [d.key for d in store.expire()] == [KEY] and store.live(KEY) is None
+
+
+def test_leases_by_mac_many_keys_for_one_mac(store):
+    """The index holds one key, a tuple, then a list (a peer sending many
+    leases for one MAC): every form is looked up and unindexed."""
+    keys = [ipv4_lease_key(bytes([192, 0, 2, n])) for n in range(10, 30)]
+    for key in keys:
+        store.put(key, MAC_A, 100)
+    assert [d.key for d in store.leases_of(MAC_A, IPV4_LEASE)] == sorted(keys)
+    for key in keys[:-1]:
+        store.put(key, MAC_B, 100)
+    assert [d.key for d in store.leases_of(MAC_A, IPV4_LEASE)] == [keys[-1]]
+    assert [d.key for d in store.leases_of(MAC_B, IPV4_LEASE)] == sorted(keys[:-1])
+    store.put(keys[-1], MAC_B, 100)
+    assert store.leases_of(MAC_A, IPV4_LEASE) == []
+    assert MAC_A not in store._leases_by_mac

@@ -182,24 +182,25 @@ def parse(data: bytes) -> DhcpMessage:
         raw = _DHCP.parse(data)
     except (ConstructError, struct.error) as e:
         raise DhcpFormatError(f"bad options: {_reason(e)}") from None
+    # (Containers are dicts: items read as such, not as attributes, which
+    # cost a Python call each.)
     options: dict[int, object] = {}
-    for option in raw.options:
-        code = option.code
+    for option in raw["options"]:
+        code = option["code"]
         if code == OPT_PAD or code == OPT_END:
             continue
         if code in options:
             if code in OPTION_BODIES:
                 raise DhcpFormatError(f"option {code} given twice")
             continue  # an option we do not interpret: the first one stands
-        body = option.body
+        body = option["body"]
         if isinstance(body, list):
             body = list(body)
         options[code] = body
-    return DhcpMessage(op=raw.op, xid=raw.xid, secs=raw.secs, flags=raw.flags,
-                       ciaddr=raw.ciaddr, yiaddr=raw.yiaddr, siaddr=raw.siaddr,
-                       giaddr=raw.giaddr, chaddr=raw.chaddr, htype=raw.htype,
-                       hlen=min(raw.hlen, 16), hops=raw.hops, sname=raw.sname,
-                       file=raw.file, options=options)
+    return DhcpMessage(raw["op"], raw["xid"], raw["secs"], raw["flags"], raw["ciaddr"],
+                       raw["yiaddr"], raw["siaddr"], raw["giaddr"], raw["chaddr"],
+                       raw["htype"], min(raw["hlen"], 16), raw["hops"], raw["sname"],
+                       raw["file"], options)
 
 
 def build(message: DhcpMessage, min_length: int = MIN_REPLY_LEN) -> bytes:

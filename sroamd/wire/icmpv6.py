@@ -209,9 +209,11 @@ def build_na(target: bytes, options: NdOptions, router: bool, solicited: bool,
         "target": target, "options": {"list": _options_to_list(options)}}}
 
 
-def build_frame(message: dict, eth_src: bytes, eth_dst: bytes, ip_src: bytes,
-                ip_dst: bytes, hop_limit: int = ND_HOP_LIMIT) -> bytes:
-    """An Ethernet frame with the ICMPv6 message, checksum computed."""
+def build_packet(message: dict, ip_src: bytes, ip_dst: bytes,
+                 hop_limit: int = ND_HOP_LIMIT) -> bytes:
+    """The IPv6 packet with the ICMPv6 message, checksum computed (what
+    build_frame puts after the Ethernet header: the same for every client
+    an announcement goes to, so callers may build it once)."""
     try:
         fields = dict(message, checksum=0)
         icmp = ICMPV6_BUILD.build(fields)
@@ -221,12 +223,26 @@ def build_frame(message: dict, eth_src: bytes, eth_dst: bytes, ip_src: bytes,
         fields["checksum"] = internet_checksum(pseudo + icmp)
         icmp = ICMPV6_BUILD.build(fields)
         header = IPV6_C.build({"vtf": {"traffic_class": 0, "flow_label": 0},
-                             "payload_length": len(icmp), "next_header": IPPROTO_ICMPV6,
-                             "hop_limit": hop_limit, "src": ip_src, "dst": ip_dst})
-        ether = ETHERNET_C.build({"dst": eth_dst, "src": eth_src, "ethertype": ETH_P_IPV6})
+                               "payload_length": len(icmp), "next_header": IPPROTO_ICMPV6,
+                               "hop_limit": hop_limit, "src": ip_src, "dst": ip_dst})
     except (ConstructError, struct.error) as e:
         raise Icmpv6FormatError(f"cannot build: {e}") from None
-    return ether + header + icmp
+    return header + icmp
+
+
+def ethernet_frame(packet: bytes, eth_src: bytes, eth_dst: bytes) -> bytes:
+    """An IPv6 packet (build_packet) in an Ethernet frame."""
+    try:
+        return ETHERNET_C.build({"dst": eth_dst, "src": eth_src,
+                                 "ethertype": ETH_P_IPV6}) + packet
+    except (ConstructError, struct.error) as e:
+        raise Icmpv6FormatError(f"cannot build: {e}") from None
+
+
+def build_frame(message: dict, eth_src: bytes, eth_dst: bytes, ip_src: bytes,
+                ip_dst: bytes, hop_limit: int = ND_HOP_LIMIT) -> bytes:
+    """An Ethernet frame with the ICMPv6 message, checksum computed."""
+    return ethernet_frame(build_packet(message, ip_src, ip_dst, hop_limit), eth_src, eth_dst)
 
 
 def parse_frame(data: bytes) -> Frame:
