@@ -19,8 +19,9 @@ on the AP's bridge, then measures:
                   the exchanges; no flooding peer is connected during them)
                   These run with --station-source none: each client is claimed
                   on its first DHCP message (its frame's source).  A run claims
-                  2 x --exchanges clients, which must stay within the daemon's
-                  cap on clients served from packets alone (4096 here).
+                  2 x --exchanges clients (the latency runs share --exchanges),
+                  which must stay within the daemon's cap on clients served
+                  from packets alone (4096 here).
   assoc_p50_ms    the daemon's own timing of a station association (status
                   "assoc_ms": station event to association claimed and flooded,
                   two routes installed, ARP + NA (+ RA) sent) for ASSOC_RUNS
@@ -281,9 +282,9 @@ def measure(prefill_count: int, exchanges: int, rates=(LATENCY_RATE, TARGET_RATE
             prefill(daemon, rng, prefill_count)
             gen = lab.client("gen", ap, ifname="gen0")
 
-            def run_generator(window, rate, seed):
+            def run_generator(window, rate, seed, count=exchanges):
                 cp = gen.ns.run("env", f"PYTHONPATH={ROOT}", sys.executable, __file__,
-                                "--generate", "gen0", str(exchanges), str(window), str(rate),
+                                "--generate", "gen0", str(count), str(window), str(rate),
                                 str(seed), timeout=900 if quota else 120)
                 return json.loads(cp.stdout.strip().splitlines()[-1])
 
@@ -295,8 +296,10 @@ def measure(prefill_count: int, exchanges: int, rates=(LATENCY_RATE, TARGET_RATE
                                              if throughput["completed"] else None)
             throughput["loadavg"] = load
             latency = {}
+            # The latency runs share `exchanges` between them: every exchange is a
+            # new client, and the daemon serves at most 4096 from packets alone.
             for i, rate in enumerate(rates):
-                latency[rate] = run_generator(0, rate, 2 + i)
+                latency[rate] = run_generator(0, rate, 2 + i, exchanges // len(rates))
             status = daemon.status()
             daemon.proc.signal(signal.SIGUSR2)  # a stop for good: its routes go
             daemon.stop(timeout=30)
