@@ -53,9 +53,9 @@ from sroamd.flood_policy import (DATA_REFUSALS, SESSION_REFUSALS, Admission, Dat
 from sroamd.loglimit import LogLimiter
 from sroamd.store import Datum, Outcome, Store
 from sroamd.wire.flood import (DUMP_BEGIN, DUMP_BEGIN_BODY, DUMP_END, DUMP_END_BODY,
-                               HANDSHAKE_BYTES, HANDSHAKE_LEN, MAX_BODY, FloodFormatError,
-                               Update, build_updates, parse_handshake, parse_stream,
-                               tlv_length)
+                               HANDSHAKE_BYTES, HANDSHAKE_LEN, MAX_BODY, UPDATE_FIXED,
+                               FloodFormatError, Update, build_fields, parse_handshake,
+                               parse_stream, tlv_length)
 
 log = logging.getLogger("sroamd.flood")
 
@@ -119,6 +119,13 @@ class Session:
             return
         self._pending.extend(data)
         self._schedule_flush()
+
+    def send_datum(self, datum: Datum) -> None:
+        """send_updates([datum]), without the list: once per change and session."""
+        if not self.closed:
+            self._pending.append(datum)
+            if self._flush_handle is None:
+                self._schedule_flush()
 
     def _queue(self, data: bytes) -> None:
         """Output written at the end of the current burst (one send for many updates)."""
@@ -575,13 +582,16 @@ class Flooder:
     def build_data(self, data: list[Datum], shared: bool = True) -> tuple[bytes, int]:
         """The Update TLVs of data now (their remaining times counted now), built
         as one batch; and how many there are (a datum too large for a TLV is
-        left out, and logged).  shared: a change goes to every session, so the
-        TLVs built are kept for the other sessions' flushes in this burst."""
+        left out, and logged).  shared: a change goes to every session, so
+        with more than one session to send to, the TLVs built are kept for
+        the other sessions' flushes in this burst."""
         store = self.store
         now = store.clock()
+        shared = shared and len(self.sessions) > 2
         cache = self._tlv_cache
         parts: list[bytes | None] = []
-        missing: list[tuple[int, Datum, Update]] = []
+        missing: list[tuple[int, Datum]] = []
+        fields: list[dict] = []
         for datum in data:
             left = store.remaining(datum, now)
             if shared:
@@ -590,27 +600,31 @@ class Flooder:
                         and cached[2] == left and cached[3] == datum.value):
                     parts.append(cached[4])
                     continue
-            if tlv_length(datum.key, datum.value) - 2 > MAX_BODY:
+            if UPDATE_FIXED + len(datum.key) + len(datum.value) > MAX_BODY:
                 log.warning("not sending %s: datum too large for one Update TLV",
                             datum.key.hex())
                 continue
-            missing.append((len(parts), datum, Update(datum.key, datum.seqno, datum.value, left)))
-            parts.append(None)
-        if missing:
-            built = build_updates([update for _, _, update in missing])
-            offset = 0
-            for index, datum, update in missing:
-                length = tlv_length(update.key, update.value)
-                tlv = built[offset:offset + length]
-                offset += length
-                parts[index] = tlv
-                if shared:
-                    cache[datum.key] = (datum, update.seqno, update.time, update.value, tlv)
             if shared:
-                if len(cache) > TLV_CACHE_MAX:
-                    cache.clear()
-                elif self._cache_clear is None:
-                    self._schedule_cache_clear()
+                missing.append((len(parts), datum))
+                parts.append(None)
+            fields.append({"seqno": datum.seqno, "time": left, "key": datum.key,
+                           "value": datum.value})
+        if not fields:
+            return b"".join(parts), len(parts)
+        built = build_fields(fields)
+        if not shared:
+            return built, len(fields)
+        offset = 0
+        for (index, datum), field in zip(missing, fields):
+            length = tlv_length(field["key"], field["value"])
+            tlv = built[offset:offset + length]
+            offset += length
+            parts[index] = tlv
+            cache[datum.key] = (datum, field["seqno"], field["time"], field["value"], tlv)
+        if len(cache) > TLV_CACHE_MAX:
+            cache.clear()
+        elif self._cache_clear is None:
+            self._schedule_cache_clear()
         return b"".join(parts), len(parts)
 
     def _schedule_cache_clear(self) -> None:
@@ -631,7 +645,7 @@ class Flooder:
     def _on_store_change(self, datum: Datum, old: bytes | None, origin: object) -> None:
         for session in self.sessions:
             if session is not origin and session.established:
-                session.send_updates([datum])
+                session.send_datum(datum)
 
     # -- status --------------------------------------------------------------
 

@@ -92,8 +92,12 @@ def build_updates(updates) -> bytes:
             raise FloodFormatError("datum too large for one Update TLV")
         fields.append({"seqno": update.seqno, "time": update.time,
                        "key": update.key, "value": update.value})
-    if not fields:
-        return b""
+    return build_fields(fields)
+
+
+def build_fields(fields: list[dict]) -> bytes:
+    """build_updates for Updates given as UPDATE_TLV's fields (seqno, time,
+    key, value), their sizes checked by the caller."""
     try:
         return b"".join(_UPDATE_BATCH.build(fields[i:i + BATCH_MAX],
                                             count=min(BATCH_MAX, len(fields) - i))
