@@ -111,7 +111,7 @@ class Session:
 
     # -- output ------------------------------------------------------------
 
-    def send_updates(self, data: list[Datum]) -> None:
+    def send_updates(self, data) -> None:
         """Data to send, built at the end of the current burst: all of a
         burst's data go out as one batch of TLVs (wire.flood.build_updates),
         each with its state at that time."""
@@ -119,13 +119,6 @@ class Session:
             return
         self._pending.extend(data)
         self._schedule_flush()
-
-    def send_datum(self, datum: Datum) -> None:
-        """send_updates([datum]), without the list: once per change and session."""
-        if not self.closed:
-            self._pending.append(datum)
-            if self._flush_handle is None:
-                self._schedule_flush()
 
     def _queue(self, data: bytes) -> None:
         """Output written at the end of the current burst (one send for many updates)."""
@@ -645,7 +638,7 @@ class Flooder:
     def _on_store_change(self, datum: Datum, old: bytes | None, origin: object) -> None:
         for session in self.sessions:
             if session is not origin and session.established:
-                session.send_datum(datum)
+                session.send_updates((datum,))
 
     # -- status --------------------------------------------------------------
 
