@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+import math
 import logging
 import time
 from dataclasses import dataclass, field
@@ -150,9 +151,9 @@ class Datum:
     # The expiry last passed on to the peers: local extensions smaller than
     # refresh_gain() stay here until a larger one carries them.
     announced: float = field(default=0.0, repr=False, compare=False)
-    # The one expiry-heap time still valid for this datum: its expiry while
-    # live, expiry + EXPIRED_RETENTION once expired (heap entries with any
-    # other time are stale).
+    # The time of this datum's next expiry event: its expiry while live,
+    # expiry + EXPIRED_RETENTION once expired (an entry of the expiry
+    # calendar in another second is stale).
     heap_when: float = field(default=0.0, repr=False, compare=False)
     # (seqno, value, expires) of the datum this one beat in a conflict, for
     # as long as it lives: taken back if this one lapses first.
@@ -189,8 +190,15 @@ class Store:
         # lease (a tuple of two, 56).  The MAC is the datum's value object.
         # (Past MAC_TUPLE_MAX keys, a list: tuples grow by copying.)
         self._leases_by_mac: dict[bytes, bytes | tuple[bytes, ...] | list[bytes]] = {}
-        # (time, key) min-heap of expiries; stale entries are skipped when popped.
-        self._expiry_heap: list[tuple[float, bytes]] = []
+        # The expiry calendar: whole second -> the keys whose next expiry
+        # event (Datum.heap_when) falls in it, and a min-heap of those
+        # seconds.  A key costs 8 bytes in a list, where a (time, key) heap
+        # entry cost 64 (issue 11: memory per datum).  Entries left behind
+        # by a change of time are stale and skipped; they are counted, and
+        # the calendar is rebuilt before they pile up.
+        self._calendar: dict[int, list[bytes]] = {}
+        self._seconds: list[int] = []
+        self._entries = 0
         self.listeners: list[Listener] = []
         self.listener_errors = 0
 
@@ -393,45 +401,89 @@ class Store:
 
     def next_expiry(self) -> float | None:
         """Clock time of the next expiry or forget event, for the caller's timer."""
-        while self._expiry_heap:
-            when, key = self._expiry_heap[0]
-            datum = self._data.get(key)
-            if datum is not None and datum.heap_when == when:
-                return when
-            heapq.heappop(self._expiry_heap)
+        while self._seconds:
+            second = self._seconds[0]
+            times = [datum.heap_when for datum in self._current(second)]
+            if times:
+                return min(times)
+            heapq.heappop(self._seconds)
+            self._entries -= len(self._calendar.pop(second))
         return None
 
+    def _current(self, second: int) -> list[Datum]:
+        """The data whose next event falls in second (stale entries and
+        repeated keys left out)."""
+        data = self._data
+        seen = set()
+        found = []
+        for key in self._calendar[second]:
+            datum = data.get(key)
+            if (datum is not None and key not in seen
+                    and math.floor(datum.heap_when) == second):
+                seen.add(key)
+                found.append(datum)
+        return found
+
     def expire(self) -> list[Datum]:
-        """Process due expiries: returns data that just expired; forgets old ones."""
+        """Process due expiries: returns data that just expired; forgets old ones.
+
+        Events are handled in time order (then key order, as the heap of
+        (time, key) this replaced did), second by second of the calendar."""
         now = self.clock()
         expired = []
-        while self._expiry_heap and self._expiry_heap[0][0] <= now:
-            when, key = heapq.heappop(self._expiry_heap)
-            datum = self._data.get(key)
-            if datum is None or datum.heap_when != when:
-                continue  # stale heap entry
-            if when == datum.expires:
-                runner_up, datum.runner_up = datum.runner_up, None
-                if runner_up is not None and runner_up[2] > now + REFRESH_GAIN_MIN:
-                    # The loser of a conflict outlived the winner: the others
-                    # hold it, so does this node now.
-                    self._replace(datum, runner_up[0], runner_up[1], runner_up[2], None)
-                    continue
-                expired.append(datum)
-                self._push_heap(datum, datum.expires + EXPIRED_RETENTION)
-            else:
-                self._remove(datum)
+        later = []  # entries of the current second not due yet: put back at the end
+        while self._seconds and self._seconds[0] <= now:
+            second = self._seconds[0]
+            current = self._current(second)
+            heapq.heappop(self._seconds)
+            self._entries -= len(self._calendar.pop(second))
+            due = []
+            for datum in current:
+                if datum.heap_when <= now:
+                    due.append((datum.heap_when, datum.key, datum))
+                else:
+                    later.append(datum)
+            due.sort(key=lambda entry: entry[:2])
+            for when, key, datum in due:
+                if self._data.get(key) is not datum or datum.heap_when != when:
+                    continue  # changed meanwhile (a listener of an earlier event)
+                if when == datum.expires:
+                    runner_up, datum.runner_up = datum.runner_up, None
+                    if runner_up is not None and runner_up[2] > now + REFRESH_GAIN_MIN:
+                        # The loser of a conflict outlived the winner: the others
+                        # hold it, so does this node now.
+                        self._replace(datum, runner_up[0], runner_up[1], runner_up[2], None)
+                        continue
+                    expired.append(datum)
+                    self._push_heap(datum, datum.expires + EXPIRED_RETENTION)
+                else:
+                    self._remove(datum)
+        for datum in later:
+            second = math.floor(datum.heap_when)
+            if self._data.get(datum.key) is datum and second == math.floor(now):
+                self._file(datum.key, second)
         return expired
 
     # -- internals ---------------------------------------------------------
 
     def _push_heap(self, datum: Datum, when: float) -> None:
+        """datum's next expiry event is at when (in the calendar)."""
         datum.heap_when = when
-        heapq.heappush(self._expiry_heap, (when, datum.key))
-        if len(self._expiry_heap) > 2 * len(self._data) + 64:
+        self._file(datum.key, math.floor(when))
+        if self._entries > 2 * len(self._data) + 64:
             # Refreshes leave stale entries behind; rebuild before they pile up.
-            self._expiry_heap = [(d.heap_when, d.key) for d in self._data.values()]
-            heapq.heapify(self._expiry_heap)
+            self._calendar, self._seconds, self._entries = {}, [], 0
+            for d in self._data.values():
+                self._file(d.key, math.floor(d.heap_when))
+
+    def _file(self, key: bytes, second: int) -> None:
+        keys = self._calendar.get(second)
+        if keys is None:
+            self._calendar[second] = [key]
+            heapq.heappush(self._seconds, second)
+        else:
+            keys.append(key)
+        self._entries += 1
 
     def _insert(self, key: bytes, seqno: int, value: bytes, expires: float) -> Datum:
         datum = Datum(key, seqno & 0xFFFF, bytes(value), expires)
