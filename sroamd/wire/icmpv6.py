@@ -14,9 +14,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from construct import (BitStruct, Byte, Bytes, Check, ConstructError, Flag, FixedSized,
-                       GreedyBytes, GreedyRange, Int16ub, Int32ub, Padding, Struct, Switch,
-                       Terminated, this)
+from construct import (Byte, Bytes, Check, ConstructError, FlagsEnum, GreedyBytes, Int16ub,
+                       Int32ub, Struct, Switch, Terminated, this)
+
+from sroamd.wire.compiled import FixedSized, GreedyRange
 
 from sroamd.wire.ip import (ETH_P_IPV6, ETHERNET, ETHERNET_C, ETHERNET_LEN, IPPROTO_ICMPV6,
                             IPV6, IPV6_C, IPV6_LEN, IPV6_PSEUDO, IPV6_PSEUDO_C,
@@ -45,7 +46,10 @@ def multicast_mac(address: bytes) -> bytes:
 
 PREFIX_INFORMATION = Struct(
     "prefix_length" / Byte,
-    "flags" / BitStruct("on_link" / Flag, "autonomous" / Flag, Padding(6)),
+    # L and A, the top bits (the rest reserved: zero when built, ignored).
+    # FlagsEnum, not a BitStruct: the same bits without a bit-by-bit
+    # conversion, which made most of an RA's build time.
+    "flags" / FlagsEnum(Byte, on_link=0x80, autonomous=0x40),
     "valid_lifetime" / Int32ub,
     "preferred_lifetime" / Int32ub,
     "reserved" / Int32ub,
@@ -89,7 +93,9 @@ RA_BODY = Struct(
     "options" / ND_OPTIONS,
 )
 NA_BODY = Struct(
-    "flags" / BitStruct("router" / Flag, "solicited" / Flag, "override" / Flag, Padding(29)),
+    # R, S, O, the top bits (the rest reserved; see PREFIX_INFORMATION).
+    "flags" / FlagsEnum(Int32ub, router=0x80000000, solicited=0x40000000,
+                        override=0x20000000),
     "target" / Bytes(16),
     "options" / ND_OPTIONS,
 )
@@ -106,8 +112,8 @@ ICMPV6 = Struct(
 )
 
 
-# Compiled for building (issue 11; the bit fields and sized options stay
-# interpreted inside it).  Parsing stays interpreted: compiled code does not
+# Compiled for building (issue 11; FixedSized and GreedyRange from
+# wire.compiled, which construct compiles for building too).  Parsing stays interpreted: compiled code does not
 # check short reads, and an RS is parsed once per solicitation.
 ICMPV6_BUILD = ICMPV6.compile()
 
