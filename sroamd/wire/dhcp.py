@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import struct
 
-from construct import (Byte, Bytes, Const, ConstructError, FocusedSeq, GreedyBytes,
-                       GreedyRange, If, Int16ub, Int32ub, RepeatUntil, SizeofError,
-                       Struct, Switch, Terminated, obj_, this)
+from construct import (Byte, Bytes, Const, ConstructError, FocusedSeq, GreedyBytes, If,
+                       Int16ub, Int32ub, RepeatUntil, SizeofError, Struct, Switch, Terminated,
+                       obj_, this)
 
-from sroamd.wire.compiled import Prefixed
+from sroamd.wire.compiled import GreedyRange, Prefixed
 
 SERVER_PORT = 67
 CLIENT_PORT = 68
