@@ -51,7 +51,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from floodpeer import FloodPeer, Node, free_port  # noqa: E402
 from procstat import CpuQuota, cpu_seconds, loadavg, rss_kb  # noqa: E402
 from sroamd.store import ipv4_lease_key  # noqa: E402
-from sroamd.wire.flood import Update, build_updates  # noqa: E402
+from sroamd.wire.flood import Update  # noqa: E402
+
+try:
+    from sroamd.wire.flood import build_updates  # noqa: E402
+except ImportError:  # a tree from before issue 11 (to measure it side by side)
+    from sroamd.wire.flood import build_update  # noqa: E402
+
+    def build_updates(updates):
+        return b"".join(build_update(u) for u in updates)
 
 
 def percentile(values, p):
