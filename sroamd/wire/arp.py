@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from construct import Bytes, Const, ConstructError, Int8ub, Int16ub, Struct
 
+from sroamd.wire.compiled import CompiledOnUse
 from sroamd.wire.ip import ETH_P_ARP, ETH_P_IP, ETHERNET, ETHERNET_C, ETHERNET_LEN
 
 ARPHRD_ETHER = 1
@@ -21,7 +22,7 @@ ARP = Struct(
     "target_ip" / Bytes(4),
 )
 ARP_LEN = 28
-ARP_C = ARP.compile()  # for building (issue 11)
+ARP_C = CompiledOnUse(ARP)  # for building (issue 11)
 
 
 class ArpFormatError(ValueError):

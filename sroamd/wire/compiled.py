@@ -86,3 +86,24 @@ class GreedyRange(_GreedyRange):
         """
         code.append(block)
         return f"{fname}(obj, io, this)"
+
+
+class CompiledOnUse:
+    """A declaration's compiled form (Struct.compile()), made at its first
+    use: about 100 KB and a few ms per format, which a node that never
+    serves clients (a relay, a flooding-only node) need not spend."""
+
+    def __init__(self, declaration):
+        self.declaration = declaration
+        self._compiled = None
+
+    def compiled(self):
+        if self._compiled is None:
+            self._compiled = self.declaration.compile()
+        return self._compiled
+
+    def parse(self, data, **context):
+        return self.compiled().parse(data, **context)
+
+    def build(self, obj, **context):
+        return self.compiled().build(obj, **context)

@@ -20,7 +20,7 @@ from construct import (Byte, Bytes, Const, ConstructError, FocusedSeq, GreedyByt
                        Int16ub, Int32ub, RepeatUntil, SizeofError, Struct, Switch, Terminated,
                        obj_, this)
 
-from sroamd.wire.compiled import GreedyRange, Prefixed
+from sroamd.wire.compiled import CompiledOnUse, GreedyRange, Prefixed
 
 SERVER_PORT = 67
 CLIENT_PORT = 68
@@ -109,13 +109,13 @@ DHCP = Struct(
     "trailer" / GreedyBytes,  # padding after End
 )
 
-# Compiled (Struct.compile(): Python source generated from the declaration,
+# Compiled at first use (Struct.compile(): Python source generated from the declaration,
 # issue 11).  Compiled code reads without checking it got the bytes it asked
 # for, so parse() first checks the option framing (_check_options): every
 # option inside the message, End present, and bodies of a fixed size (the
 # size construct gives for the declared body) exactly that size.  Building
 # uses wire.compiled.Prefixed, which construct compiles for building too.
-_DHCP = DHCP.compile()
+_DHCP = CompiledOnUse(DHCP)
 
 
 def _fixed_size(body) -> int | None:

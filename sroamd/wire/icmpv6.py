@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from construct import (Byte, Bytes, Check, ConstructError, FlagsEnum, GreedyBytes, Int16ub,
                        Int32ub, Struct, Switch, Terminated, this)
 
-from sroamd.wire.compiled import FixedSized, GreedyRange
+from sroamd.wire.compiled import CompiledOnUse, FixedSized, GreedyRange
 
 from sroamd.wire.ip import (ETH_P_IPV6, ETHERNET, ETHERNET_C, ETHERNET_LEN, IPPROTO_ICMPV6,
                             IPV6, IPV6_C, IPV6_LEN, IPV6_PSEUDO, IPV6_PSEUDO_C,
@@ -115,7 +115,7 @@ ICMPV6 = Struct(
 # Compiled for building (issue 11; FixedSized and GreedyRange from
 # wire.compiled, which construct compiles for building too).  Parsing stays interpreted: compiled code does not
 # check short reads, and an RS is parsed once per solicitation.
-ICMPV6_BUILD = ICMPV6.compile()
+ICMPV6_BUILD = CompiledOnUse(ICMPV6)
 
 
 class Icmpv6FormatError(ValueError):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from construct import (BitsInteger, BitStruct, Bytes, Const, Int8ub, Int16ub,
                        Int32ub, Nibble, Octet, Struct)
 
+from sroamd.wire.compiled import CompiledOnUse
+
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
@@ -75,16 +77,16 @@ IPV6 = Struct(
 )
 IPV6_LEN = 40
 
-# Compiled twins of the declarations above (Struct.compile(), issue 11): the
-# same format, built (and parsed) by generated Python code.  Compiled parsing
+# Compiled twins of the declarations above (Struct.compile(), issue 11, at
+# first use): the same format, built (and parsed) by generated Python code.  Compiled parsing
 # does not check short reads: parse with them only data whose length is
 # checked first (these headers have fixed sizes).
-ETHERNET_C = ETHERNET.compile()
-IPV4_C = IPV4.compile()
-UDP_C = UDP.compile()
-IPV4_PSEUDO_C = IPV4_PSEUDO.compile()
-IPV6_PSEUDO_C = IPV6_PSEUDO.compile()
-IPV6_C = IPV6.compile()
+ETHERNET_C = CompiledOnUse(ETHERNET)
+IPV4_C = CompiledOnUse(IPV4)
+UDP_C = CompiledOnUse(UDP)
+IPV4_PSEUDO_C = CompiledOnUse(IPV4_PSEUDO)
+IPV6_PSEUDO_C = CompiledOnUse(IPV6_PSEUDO)
+IPV6_C = CompiledOnUse(IPV6)
 
 
 def internet_checksum(data: bytes) -> int:
