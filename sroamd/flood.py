@@ -59,8 +59,9 @@ from sroamd.loglimit import LogLimiter
 from sroamd.store import Datum, Outcome, Store
 from sroamd.wire.flood import (DUMP_BEGIN, DUMP_BEGIN_BODY, DUMP_END, DUMP_END_BODY,
                                DUMP_UNSYNCED, DUMP_UNSYNCED_BODY,
-                               HANDSHAKE_BYTES, HANDSHAKE_LEN, FloodFormatError, Update,
-                               build_update, parse_handshake, parse_stream)
+                               HANDSHAKE_BYTES, HANDSHAKE_LEN, MAX_BODY, UPDATE_FIXED,
+                               FloodFormatError, Update, build_fields, parse_handshake,
+                               parse_stream, tlv_length)
 
 log = logging.getLogger("sroamd.flood")
 
@@ -79,6 +80,7 @@ ROAMING_VIEW_TTL = 1.0  # seconds the roaming interfaces' addresses are reused
 RECONNECT_MIN = 1.0
 RECONNECT_MAX = 30.0
 READ_SIZE = 65536
+TLV_CACHE_MAX = 4096  # TLVs kept for the other sessions within a burst
 
 SESSION_CLOSES = ("partial_tlv", "output_cap", "dump_stalled", "malformed", "handshake_timeout")
 
@@ -104,6 +106,7 @@ class Session:
         self.refused = 0  # updates from this peer refused by the data policy
         self.closed = False
         self._out: list[bytes] = []  # gathered output, written by _flush
+        self._pending: list[Datum] = []  # data to send, built as a batch by _flush
         self._flush_handle: asyncio.Handle | None = None
         self._dump_task: asyncio.Task | None = None
         self._partial_timer: asyncio.TimerHandle | None = None
@@ -116,21 +119,22 @@ class Session:
 
     # -- output ------------------------------------------------------------
 
-    def send_updates(self, data: list[Datum]) -> None:
+    def send_updates(self, data) -> None:
+        """Data to send, built at the end of the current burst: all of a
+        burst's data go out as one batch of TLVs (wire.flood.build_updates),
+        each with its state at that time."""
         if self.closed:
             return
-        chunks = []
-        for datum in data:
-            tlv = self.flooder._tlv(datum)
-            if tlv is not None:
-                chunks.append(tlv)
-        if chunks:
-            self.updates_out += len(chunks)
-            self._queue(b"".join(chunks))
+        self._pending.extend(data)
+        self._schedule_flush()
 
     def _queue(self, data: bytes) -> None:
         """Output written at the end of the current burst (one send for many updates)."""
+        self._build_pending()  # (after the data queued before it)
         self._out.append(data)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if self._flush_handle is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -139,12 +143,24 @@ class Session:
                 return
             self._flush_handle = loop.call_soon(self._flush)
 
+    def _build_pending(self) -> None:
+        if self._pending:
+            data, self._pending = self._pending, []
+            built, count = self.flooder.build_data(data)
+            if built:
+                self.updates_out += count
+                self._out.append(built)
+
     def _flush(self, capped: bool = True) -> None:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        if self.closed or not self._out:
+        if self.closed:
             self._out.clear()
+            self._pending.clear()
+            return
+        self._build_pending()
+        if not self._out:
             return
         data = b"".join(self._out)
         self._out.clear()
@@ -160,6 +176,7 @@ class Session:
         if not self.closed:
             self.closed = True
             self._out.clear()
+            self._pending.clear()
             for timer in (self._flush_handle, self._partial_timer, self._quiet_timer):
                 if timer is not None:
                     timer.cancel()
@@ -273,18 +290,17 @@ class Session:
         store = self.flooder.store
         snapshot = None
         try:
-            self._out.append(DUMP_BEGIN)
+            self._queue(DUMP_BEGIN)
             snapshot = list(store)
             for start in range(0, len(snapshot), DUMP_BATCH):
-                chunks = []
-                for datum in snapshot[start:start + DUMP_BATCH]:
-                    if store.remaining(datum) <= 0 or store.get(datum.key) is not datum:
-                        continue  # expired or forgotten since
-                    tlv = self.flooder._tlv(datum)
-                    if tlv is not None:
-                        chunks.append(tlv)
-                self.updates_out += len(chunks)
-                self._out.extend(chunks)
+                now = store.clock()
+                batch = [datum for datum in snapshot[start:start + DUMP_BATCH]
+                         if store.remaining(datum, now) > 0 and store.get(datum.key) is datum]
+                # (expired or forgotten since: left out)
+                self._build_pending()  # changes queued meanwhile go first
+                built, count = self.flooder.build_data(batch, shared=False)
+                self.updates_out += count
+                self._out.append(built)
                 self._flush(capped=False)
                 if self.closed:
                     return
@@ -293,7 +309,7 @@ class Session:
                     return
             snapshot = None
             self.end_sent = self.flooder.store_synced
-            self._out.append(DUMP_END if self.end_sent else DUMP_UNSYNCED)
+            self._queue(DUMP_END if self.end_sent else DUMP_UNSYNCED)
             self._flush(capped=False)
             self.dump_sent = True
             log.info("peer %s: dump sent", self.name)
@@ -390,7 +406,9 @@ class Flooder:
         self._tasks: set[asyncio.Task] = set()
         self._view: RoamingView | None = None
         self._view_at = 0.0
-        self._tlv_cache: tuple | None = None
+        # key -> (datum, seqno, remaining, value, TLV) built in this burst
+        self._tlv_cache: dict[bytes, tuple] = {}
+        self._cache_clear: asyncio.Handle | None = None
         store.listeners.append(self._on_store_change)
 
     async def start(self) -> None:
@@ -586,26 +604,73 @@ class Flooder:
                              update.key.hex(), getattr(session, "name", session),
                              exc_info=True)
 
-    def _tlv(self, datum: Datum) -> bytes | None:
-        """The Update TLV for datum now; the last one is reused, so that a
-        change sent to every session is built once."""
-        left = self.store.remaining(datum)
-        cached = self._tlv_cache
-        if (cached is not None and cached[0] is datum and cached[1] == datum.seqno
-                and cached[2] == left and cached[3] == datum.value):
-            return cached[4]
+    def build_data(self, data: list[Datum], shared: bool = True) -> tuple[bytes, int]:
+        """The Update TLVs of data now (their remaining times counted now), built
+        as one batch; and how many there are (a datum too large for a TLV is
+        left out, and logged).  shared: a change goes to every session, so
+        with more than one session to send to, the TLVs built are kept for
+        the other sessions' flushes in this burst."""
+        store = self.store
+        now = store.clock()
+        shared = shared and len(self.sessions) > 2
+        cache = self._tlv_cache
+        parts: list[bytes | None] = []
+        missing: list[tuple[int, Datum]] = []
+        fields: list[dict] = []
+        for datum in data:
+            left = store.remaining(datum, now)
+            if shared:
+                cached = cache.get(datum.key)
+                if (cached is not None and cached[0] is datum and cached[1] == datum.seqno
+                        and cached[2] == left and cached[3] == datum.value):
+                    parts.append(cached[4])
+                    continue
+            if UPDATE_FIXED + len(datum.key) + len(datum.value) > MAX_BODY:
+                log.warning("not sending %s: datum too large for one Update TLV",
+                            datum.key.hex())
+                continue
+            if shared:
+                missing.append((len(parts), datum))
+                parts.append(None)
+            fields.append({"seqno": datum.seqno, "time": left, "key": datum.key,
+                           "value": datum.value})
+        if not fields:
+            return b"".join(parts), len(parts)
+        built = build_fields(fields)
+        if not shared:
+            return built, len(fields)
+        offset = 0
+        for (index, datum), field in zip(missing, fields):
+            length = tlv_length(field["key"], field["value"])
+            tlv = built[offset:offset + length]
+            offset += length
+            parts[index] = tlv
+            cache[datum.key] = (datum, field["seqno"], field["time"], field["value"], tlv)
+        if len(cache) > TLV_CACHE_MAX:
+            cache.clear()
+        elif self._cache_clear is None:
+            self._schedule_cache_clear()
+        return b"".join(parts), len(parts)
+
+    def _schedule_cache_clear(self) -> None:
+        """The TLVs built in a burst are kept until its flushes are done."""
         try:
-            tlv = build_update(Update(datum.key, datum.seqno, datum.value, left))
-        except FloodFormatError as e:
-            log.warning("not sending %s: %s", datum.key.hex(), e)
-            return None
-        self._tlv_cache = (datum, datum.seqno, left, datum.value, tlv)
-        return tlv
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._tlv_cache.clear()
+            return
+
+        def clear():
+            self._cache_clear = None
+            self._tlv_cache.clear()
+        # Flushes are scheduled with call_soon as the burst is handled: this
+        # one, scheduled after them, runs after them.
+        self._cache_clear = loop.call_soon(clear)
 
     def _on_store_change(self, datum: Datum, old: bytes | None, origin: object) -> None:
         for session in self.sessions:
             if session is not origin and session.established:
-                session.send_updates([datum])
+                session.send_updates((datum,))
 
     # -- status --------------------------------------------------------------
 

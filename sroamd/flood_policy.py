@@ -164,8 +164,8 @@ DATA_REFUSALS = ("kind", "key_length", "value", "prefix", "reserved", "store_ful
 LONGEST_LIFETIME_FLOOR = ASSOCIATION_TIME
 MAX_TIME_FACTOR = 2
 
-# Store bound when max_data is not configured.  A datum costs about 450 bytes
-# here (dict entry, Datum, key and value, expiry heap entry).
+# Store bound when max_data is not configured.  A datum costs about 350 bytes
+# here (dict entry, Datum, key and value, expiry calendar entry; bench/flood.py).
 RELAY_MAX_DATA = 250_000  # a node with no prefix: a relay, usually a bigger box
 MIN_MAX_DATA = 16_384
 MAX_DEFAULT_DATA = 1_000_000

@@ -14,6 +14,8 @@ Both are sent at once on the packet socket (upstream slept 100 ms first).
 
 from __future__ import annotations
 
+import functools
+
 from sroamd.wire import arp, icmpv6
 from sroamd.wire.icmpv6 import ALL_NODES, NdOptions
 
@@ -23,9 +25,16 @@ def arp_announcement(our_mac: bytes, gateway_ip: bytes, client_mac: bytes) -> by
 
 
 def na_announcement(our_mac: bytes, link_local: bytes, client_mac: bytes) -> bytes:
+    return icmpv6.ethernet_frame(_na_packet(our_mac, link_local), our_mac, client_mac)
+
+
+@functools.lru_cache(maxsize=16)
+def _na_packet(our_mac: bytes, link_local: bytes) -> bytes:
+    """The NA's IPv6 packet: the same for every client of an interface (to
+    ff02::1), so built once; only the Ethernet destination differs."""
     message = icmpv6.build_na(link_local, NdOptions(target_lladdr=our_mac),
                               router=True, solicited=False, override=True)
-    return icmpv6.build_frame(message, our_mac, client_mac, link_local, ALL_NODES)
+    return icmpv6.build_packet(message, link_local, ALL_NODES)
 
 
 def announcements(our_mac: bytes, gateway_ip: bytes | None, link_local: bytes | None,

@@ -197,20 +197,19 @@ class RouterAdvertiser:
         """RAs with router lifetime 0: to all nodes on each link, and to each
         client (a stop for good only, never a restart)."""
         out = []
-        by_name = {}
+        by_name = {}  # name -> (link, its RA's IPv6 packet: the same for every client)
         for link in links:
             if link.link_local is None:
                 continue
-            by_name[link.name] = link
             message = icmpv6.build_ra(0, NdOptions(source_lladdr=link.mac))
-            out.append((link.name, icmpv6.build_frame(
-                message, link.mac, icmpv6.multicast_mac(ALL_NODES), link.link_local, ALL_NODES)))
+            packet = icmpv6.build_packet(message, link.link_local, ALL_NODES)
+            by_name[link.name] = (link, packet)
+            out.append((link.name, icmpv6.ethernet_frame(
+                packet, link.mac, icmpv6.multicast_mac(ALL_NODES))))
         for mac, (ifname, _) in self.clients.items():
-            link = by_name.get(ifname)
-            if link is not None:
-                message = icmpv6.build_ra(0, NdOptions(source_lladdr=link.mac))
-                out.append((ifname, icmpv6.build_frame(message, link.mac, mac,
-                                                       link.link_local, ALL_NODES)))
+            if ifname in by_name:
+                link, packet = by_name[ifname]
+                out.append((ifname, icmpv6.ethernet_frame(packet, link.mac, mac)))
         self.sent["final"] += len(out)
         return out
 

@@ -56,6 +56,12 @@ _register_pyroute2_lazily()
 
 from pyroute2.netlink import (NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,  # noqa: E402
                               NLMSG_DONE, NLMSG_ERROR, nlmsgerr)
+from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_NEWROUTE  # noqa: E402
+from pyroute2.netlink.rtnl.rtmsg import rtmsg  # noqa: E402
+
+from sroamd.wire.rtnetlink import encodable, encode_route  # noqa: E402
+
+ROUTE_CHANGES = (RTM_NEWROUTE, RTM_DELROUTE)
 
 RCVBUF = 1 << 20
 SOL_NETLINK = 270
@@ -104,8 +110,13 @@ class Rtnl:
         msg["header"]["type"] = msg_type
         msg["header"]["flags"] = flags
         msg["header"]["sequence_number"] = self.seq
-        msg.encode()
-        self.sock.send(msg.data)
+        if msg_type in ROUTE_CHANGES and isinstance(msg, rtmsg) and encodable(msg):
+            # A route change: the same bytes as pyroute2's encode(), in a
+            # ninth of the time (sroamd.wire.rtnetlink).
+            self.sock.send(encode_route(msg))
+        else:
+            msg.encode()
+            self.sock.send(msg.data)
         return self.seq
 
     def request(self, msg, msg_type: int, flags: int = 0) -> None:

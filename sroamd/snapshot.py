@@ -23,7 +23,8 @@ import time
 from construct import Const, ConstructError, Float64b, GreedyBytes, Struct
 
 from sroamd.store import Store
-from sroamd.wire.flood import FloodFormatError, Update, build_update, parse_tlvs
+from sroamd.wire.flood import (MAX_BODY, FloodFormatError, Update, build_updates, parse_tlvs,
+                               tlv_length)
 
 log = logging.getLogger("sroamd")
 
@@ -38,14 +39,11 @@ def snapshot_path(state_dir: str) -> str:
 
 def save(store: Store, path: str, wall_clock=time.time) -> int:
     """Write the live data to path (atomically); how many were written."""
-    chunks = []
-    for datum in store.live_data():
-        try:
-            chunks.append(build_update(Update(datum.key, datum.seqno, datum.value,
-                                              store.remaining(datum))))
-        except FloodFormatError:
-            continue
-    data = SNAPSHOT.build({"saved": wall_clock(), "tlvs": b"".join(chunks)})
+    updates = [Update(datum.key, datum.seqno, datum.value, store.remaining(datum))
+               for datum in store.live_data()
+               if tlv_length(datum.key, datum.value) - 2 <= MAX_BODY]
+    tlvs = build_updates(updates)  # one batch (wire.flood)
+    data = SNAPSHOT.build({"saved": wall_clock(), "tlvs": tlvs})
     temporary = f"{path}.{os.getpid()}"
     try:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -55,7 +53,7 @@ def save(store: Store, path: str, wall_clock=time.time) -> int:
     except OSError as e:
         log.error("cannot keep the store in %s for the next start: %s", path, e)
         return 0
-    return len(chunks)
+    return len(updates)
 
 
 def load(store: Store, path: str, wall_clock=time.time) -> int:

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+import math
 import logging
 import time
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ REFRESH_GAIN = 30.0
 REFRESH_GAIN_MIN = 10.0
 TRANSIT_ALLOWANCE = 1.0  # seconds a received datum is taken to have aged in transit
 EXPIRED_RETENTION = 600.0
+MAC_TUPLE_MAX = 8  # keys of one MAC kept in a tuple (see Store._leases_by_mac)
 MAX_TIME = 0xFFFFFFFF
 
 
@@ -149,9 +151,9 @@ class Datum:
     # The expiry last passed on to the peers: local extensions smaller than
     # refresh_gain() stay here until a larger one carries them.
     announced: float = field(default=0.0, repr=False, compare=False)
-    # The one expiry-heap time still valid for this datum: its expiry while
-    # live, expiry + EXPIRED_RETENTION once expired (heap entries with any
-    # other time are stale).
+    # The time of this datum's next expiry event: its expiry while live,
+    # expiry + EXPIRED_RETENTION once expired (an entry of the expiry
+    # calendar in another second is stale).
     heap_when: float = field(default=0.0, repr=False, compare=False)
     # (seqno, value, expires) of the datum this one beat in a conflict, for
     # as long as it lives: taken back if this one lapses first.
@@ -180,13 +182,23 @@ class Store:
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self._data: dict[bytes, Datum] = {}
-        # MAC -> keys of the lease data whose value is that MAC: the O(1)
-        # lookup of a client's leases (upstream scans the whole store).  A
-        # list, not a set: it nearly always holds one or two keys, and a set
-        # costs three times the memory.
-        self._leases_by_mac: dict[bytes, list[bytes]] = {}
-        # (time, key) min-heap of expiries; stale entries are skipped when popped.
-        self._expiry_heap: list[tuple[float, bytes]] = []
+        # MAC -> the key (bytes) of the lease datum whose value is that MAC,
+        # or a tuple of keys when there are several: the O(1) lookup of a
+        # client's leases (upstream scans the whole store).  Nearly always
+        # one key (the client's IPv4 or IPv6 lease) or two: a lone key costs
+        # nothing beyond the dict entry, where a list would cost 90 bytes a
+        # lease (a tuple of two, 56).  The MAC is the datum's value object.
+        # (Past MAC_TUPLE_MAX keys, a list: tuples grow by copying.)
+        self._leases_by_mac: dict[bytes, bytes | tuple[bytes, ...] | list[bytes]] = {}
+        # The expiry calendar: whole second -> the keys whose next expiry
+        # event (Datum.heap_when) falls in it, and a min-heap of those
+        # seconds.  A key costs 8 bytes in a list, where a (time, key) heap
+        # entry cost 64 (issue 11: memory per datum).  Entries left behind
+        # by a change of time are stale and skipped; they are counted, and
+        # the calendar is rebuilt before they pile up.
+        self._calendar: dict[int, list[bytes]] = {}
+        self._seconds: list[int] = []
+        self._entries = 0
         self.listeners: list[Listener] = []
         self.listener_errors = 0
 
@@ -214,9 +226,10 @@ class Store:
             return None
         return datum
 
-    def remaining(self, datum: Datum) -> int:
-        """Whole seconds left, as sent on the wire (0 when expired)."""
-        left = datum.expires - self.clock()
+    def remaining(self, datum: Datum, now: float | None = None) -> int:
+        """Whole seconds left, as sent on the wire (0 when expired); now: the
+        clock's time, when the caller has it (a batch of data)."""
+        left = datum.expires - (self.clock() if now is None else now)
         if left <= 0:
             return 0
         # Rounded down, so that data never gain time going around a loop of
@@ -228,7 +241,8 @@ class Store:
         """Live leases (IPV4_LEASE or IPV6_LEASE) whose value is mac, smallest key first."""
         now = self.clock()
         found = []
-        for key in self._leases_by_mac.get(mac, ()):
+        keys = self._leases_by_mac.get(mac, ())
+        for key in (keys,) if type(keys) is bytes else keys:
             datum = self._data[key]
             if datum.kind == kind and datum.expires > now:
                 found.append(datum)
@@ -404,45 +418,89 @@ class Store:
 
     def next_expiry(self) -> float | None:
         """Clock time of the next expiry or forget event, for the caller's timer."""
-        while self._expiry_heap:
-            when, key = self._expiry_heap[0]
-            datum = self._data.get(key)
-            if datum is not None and datum.heap_when == when:
-                return when
-            heapq.heappop(self._expiry_heap)
+        while self._seconds:
+            second = self._seconds[0]
+            times = [datum.heap_when for datum in self._current(second)]
+            if times:
+                return min(times)
+            heapq.heappop(self._seconds)
+            self._entries -= len(self._calendar.pop(second))
         return None
 
+    def _current(self, second: int) -> list[Datum]:
+        """The data whose next event falls in second (stale entries and
+        repeated keys left out)."""
+        data = self._data
+        seen = set()
+        found = []
+        for key in self._calendar[second]:
+            datum = data.get(key)
+            if (datum is not None and key not in seen
+                    and math.floor(datum.heap_when) == second):
+                seen.add(key)
+                found.append(datum)
+        return found
+
     def expire(self) -> list[Datum]:
-        """Process due expiries: returns data that just expired; forgets old ones."""
+        """Process due expiries: returns data that just expired; forgets old ones.
+
+        Events are handled in time order (then key order, as the heap of
+        (time, key) this replaced did), second by second of the calendar."""
         now = self.clock()
         expired = []
-        while self._expiry_heap and self._expiry_heap[0][0] <= now:
-            when, key = heapq.heappop(self._expiry_heap)
-            datum = self._data.get(key)
-            if datum is None or datum.heap_when != when:
-                continue  # stale heap entry
-            if when == datum.expires:
-                runner_up, datum.runner_up = datum.runner_up, None
-                if runner_up is not None and runner_up[2] > now + REFRESH_GAIN_MIN:
-                    # The loser of a conflict outlived the winner: the others
-                    # hold it, so does this node now.
-                    self._replace(datum, runner_up[0], runner_up[1], runner_up[2], None)
-                    continue
-                expired.append(datum)
-                self._push_heap(datum, datum.expires + EXPIRED_RETENTION)
-            else:
-                self._remove(datum)
+        later = []  # entries of the current second not due yet: put back at the end
+        while self._seconds and self._seconds[0] <= now:
+            second = self._seconds[0]
+            current = self._current(second)
+            heapq.heappop(self._seconds)
+            self._entries -= len(self._calendar.pop(second))
+            due = []
+            for datum in current:
+                if datum.heap_when <= now:
+                    due.append((datum.heap_when, datum.key, datum))
+                else:
+                    later.append(datum)
+            due.sort(key=lambda entry: entry[:2])
+            for when, key, datum in due:
+                if self._data.get(key) is not datum or datum.heap_when != when:
+                    continue  # changed meanwhile (a listener of an earlier event)
+                if when == datum.expires:
+                    runner_up, datum.runner_up = datum.runner_up, None
+                    if runner_up is not None and runner_up[2] > now + REFRESH_GAIN_MIN:
+                        # The loser of a conflict outlived the winner: the others
+                        # hold it, so does this node now.
+                        self._replace(datum, runner_up[0], runner_up[1], runner_up[2], None)
+                        continue
+                    expired.append(datum)
+                    self._push_heap(datum, datum.expires + EXPIRED_RETENTION)
+                else:
+                    self._remove(datum)
+        for datum in later:
+            second = math.floor(datum.heap_when)
+            if self._data.get(datum.key) is datum and second == math.floor(now):
+                self._file(datum.key, second)
         return expired
 
     # -- internals ---------------------------------------------------------
 
     def _push_heap(self, datum: Datum, when: float) -> None:
+        """datum's next expiry event is at when (in the calendar)."""
         datum.heap_when = when
-        heapq.heappush(self._expiry_heap, (when, datum.key))
-        if len(self._expiry_heap) > 2 * len(self._data) + 64:
+        self._file(datum.key, math.floor(when))
+        if self._entries > 2 * len(self._data) + 64:
             # Refreshes leave stale entries behind; rebuild before they pile up.
-            self._expiry_heap = [(d.heap_when, d.key) for d in self._data.values()]
-            heapq.heapify(self._expiry_heap)
+            self._calendar, self._seconds, self._entries = {}, [], 0
+            for d in self._data.values():
+                self._file(d.key, math.floor(d.heap_when))
+
+    def _file(self, key: bytes, second: int) -> None:
+        keys = self._calendar.get(second)
+        if keys is None:
+            self._calendar[second] = [key]
+            heapq.heappush(self._seconds, second)
+        else:
+            keys.append(key)
+        self._entries += 1
 
     def _insert(self, key: bytes, seqno: int, value: bytes, expires: float) -> Datum:
         datum = Datum(key, seqno & 0xFFFF, bytes(value), expires)
@@ -471,14 +529,38 @@ class Store:
 
     def _index(self, datum: Datum) -> None:
         if datum.kind in (IPV4_LEASE, IPV6_LEASE) and len(datum.value) == 6:
-            self._leases_by_mac.setdefault(datum.value, []).append(datum.key)
+            index = self._leases_by_mac
+            keys = index.get(datum.value)
+            if keys is None:
+                index[datum.value] = datum.key
+            elif type(keys) is bytes:
+                index[datum.value] = (keys, datum.key)
+            elif type(keys) is tuple and len(keys) < MAC_TUPLE_MAX:
+                index[datum.value] = keys + (datum.key,)
+            elif type(keys) is tuple:
+                # Many leases for one MAC (only a broken or hostile peer
+                # sends so many): a list, appended to in place.
+                index[datum.value] = [*keys, datum.key]
+            else:
+                keys.append(datum.key)
 
     def _unindex(self, datum: Datum) -> None:
-        keys = self._leases_by_mac.get(datum.value)
-        if keys is not None and datum.key in keys:
+        index = self._leases_by_mac
+        keys = index.get(datum.value)
+        if keys is None:
+            return
+        if type(keys) is bytes:
+            if keys == datum.key:
+                del index[datum.value]
+            return
+        if datum.key not in keys:
+            return
+        if type(keys) is list:
             keys.remove(datum.key)
-            if not keys:
-                del self._leases_by_mac[datum.value]
+            rest = keys
+        else:
+            rest = tuple(k for k in keys if k != datum.key)
+        index[datum.value] = rest[0] if len(rest) == 1 else rest
 
     def _notify(self, datum: Datum, old: bytes | None, origin: object) -> None:
         datum.announced = datum.expires

@@ -69,3 +69,18 @@ def test_round_trip_extremes():
     for update in (Update(b"", 0, b"", 0), Update(b"\x02" + b"\xff" * 6, 65535, b"", 0xFFFFFFFF),
                    Update(b"k" * 100, 1, b"v" * 148, 5)):
         assert parse_tlvs(build_update(update))[0] == [update]
+
+
+def test_batches_longer_than_batch_max_round_trip():
+    """Bursts are parsed and built in batches of BATCH_MAX Updates: runs
+    across batch boundaries, between pads and markers, cut anywhere."""
+    from sroamd.wire.flood import BATCH_MAX, DUMP_BEGIN, DUMP_BEGIN_BODY, build_updates, parse_stream
+    updates = [Update(bytes([0]) + n.to_bytes(4, "big"), n & 0xFFFF, n.to_bytes(6, "big"),
+                      n * 7) for n in range(3 * BATCH_MAX + 5)]
+    raw = build_updates(updates)
+    assert raw == b"".join(build_update(u) for u in updates)
+    stream = raw[:500] + b"\x00" + DUMP_BEGIN + raw[500:]
+    assert parse_stream(stream) == (updates, len(stream), [DUMP_BEGIN_BODY])
+    cut = len(stream) - 3
+    parsed, used, _ = parse_stream(stream[:cut])
+    assert parsed == updates[:-1] and used == len(stream) - len(build_update(updates[-1]))

@@ -17,7 +17,11 @@ from netlab import missing_requirements
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 OLD_VERSION = "0.7.9"
-VENV = os.environ.get("SROAMD_PYROUTE2_VENV", f"/tmp/sroamd-venv-pyroute2-{OLD_VERSION}")
+# With construct (an sroamd dependency: python3-construct on OpenWrt), which
+# sroamd.rtnl uses to encode route changes (sroamd.wire.rtnetlink).
+CONSTRUCT_VERSION = "2.10.70"
+VENV = os.environ.get("SROAMD_PYROUTE2_VENV",
+                      f"/tmp/sroamd-venv-pyroute2-{OLD_VERSION}-construct-{CONSTRUCT_VERSION}")
 
 pytestmark = pytest.mark.skipif(missing_requirements() is not None,
                                 reason=str(missing_requirements()))
@@ -25,16 +29,17 @@ pytestmark = pytest.mark.skipif(missing_requirements() is not None,
 
 def old_pyroute2_python() -> str:
     python = os.path.join(VENV, "bin", "python")
-    check = [python, "-c", "import pyroute2; print(pyroute2.__version__)"]
+    check = [python, "-c", "import construct, pyroute2; print(pyroute2.__version__)"]
     if os.path.exists(python):
         cp = subprocess.run(check, capture_output=True, text=True)
         if cp.returncode == 0 and cp.stdout.strip() == OLD_VERSION:
             return python
     subprocess.run([sys.executable, "-m", "venv", "--clear", VENV], check=True)
-    cp = subprocess.run([python, "-m", "pip", "install", "-q", f"pyroute2=={OLD_VERSION}"],
-                        capture_output=True, text=True)
+    cp = subprocess.run([python, "-m", "pip", "install", "-q", f"pyroute2=={OLD_VERSION}",
+                         f"construct=={CONSTRUCT_VERSION}"], capture_output=True, text=True)
     if cp.returncode != 0:
-        pytest.skip(f"cannot install pyroute2=={OLD_VERSION} in a venv: {cp.stderr[-500:]}")
+        pytest.skip(f"cannot install pyroute2=={OLD_VERSION} and construct in a venv: "
+                    f"{cp.stderr[-500:]}")
     return python
 
 

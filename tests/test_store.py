@@ -277,7 +277,7 @@ def test_expiry_heap_stays_bounded_under_refreshes(store, clock):
     for _ in range(10000):
         clock.now += 0.01
         store.extend(KEY, 10)
-    assert len(store._expiry_heap) < 200
+    assert store._entries < 200  # stale calendar entries are dropped
 
 
 # -- local changes ----------------------------------------------------------
@@ -497,3 +497,35 @@ def test_an_older_datum_that_outlives_ours_comes_back_when_ours_lapses(store, cl
     store.expire()
     datum = store.live(KEY)
     assert datum is not None and (datum.seqno, datum.value) == (0, MAC_A)
+
+
+def test_leases_by_mac_many_keys_for_one_mac(store):
+    """The index holds one key, a tuple, then a list (a peer sending many
+    leases for one MAC): every form is looked up and unindexed."""
+    keys = [ipv4_lease_key(bytes([192, 0, 2, n])) for n in range(10, 30)]
+    for key in keys:
+        store.put(key, MAC_A, 100)
+    assert [d.key for d in store.leases_of(MAC_A, IPV4_LEASE)] == sorted(keys)
+    for key in keys[:-1]:
+        store.put(key, MAC_B, 100)
+    assert [d.key for d in store.leases_of(MAC_A, IPV4_LEASE)] == [keys[-1]]
+    assert [d.key for d in store.leases_of(MAC_B, IPV4_LEASE)] == sorted(keys[:-1])
+    store.put(keys[-1], MAC_B, 100)
+    assert store.leases_of(MAC_A, IPV4_LEASE) == []
+    assert MAC_A not in store._leases_by_mac
+
+
+def test_expiry_calendar_orders_events_within_a_second(store, clock):
+    """Events in one second of the calendar come out in time order, those
+    not due yet stay for the next call, and next_expiry is exact."""
+    keys = [ipv4_lease_key(bytes([192, 0, 2, n])) for n in (30, 31, 32)]
+    clock.now = 1000.0
+    for key, life in zip(keys, (10.7, 10.2, 10.5)):
+        store.put(key, MAC_A, life)
+    assert store.next_expiry() == pytest.approx(1010.2)
+    clock.now = 1010.6
+    assert [d.key for d in store.expire()] == [keys[1], keys[2]]
+    assert store.next_expiry() == pytest.approx(1010.7)
+    clock.now = 1010.8
+    assert [d.key for d in store.expire()] == [keys[0]]
+    assert store.next_expiry() == pytest.approx(1010.2 + EXPIRED_RETENTION)

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from construct import (Byte, Bytes, Const, ConstructError, FocusedSeq, GreedyBytes,
-                       GreedyRange, If, Int16ub, Int32ub, Prefixed, RepeatUntil, Struct,
-                       Switch, Terminated, this)
+import struct
+
+from construct import (Byte, Bytes, Const, ConstructError, FocusedSeq, GreedyBytes, If,
+                       Int16ub, Int32ub, RepeatUntil, SizeofError, Struct, Switch, Terminated,
+                       obj_, this)
+
+from sroamd.wire.compiled import CompiledOnUse, GreedyRange, Prefixed
 
 SERVER_PORT = 67
 CLIENT_PORT = 68
@@ -59,24 +63,28 @@ _ADDRESS = Bytes(4)
 _ADDRESSES = GreedyRange(_ADDRESS)
 _SECONDS = Int32ub
 
-# The body of each option we interpret; any other is kept as raw bytes.
+# The body of each option we interpret; any other is kept as raw bytes.  A
+# body of a fixed size must be exactly that size (checked by
+# _check_options, from the size construct gives each); variable ones are
+# declared _exactly.
 OPTION_BODIES = {
-    OPT_SUBNET_MASK: _exactly(_ADDRESS),
+    OPT_SUBNET_MASK: _ADDRESS,
     OPT_ROUTER: _exactly(_ADDRESSES),
     OPT_DNS: _exactly(_ADDRESSES),
-    OPT_REQUESTED_ADDRESS: _exactly(_ADDRESS),
-    OPT_LEASE_TIME: _exactly(_SECONDS),
-    OPT_MESSAGE_TYPE: _exactly(Byte),
-    OPT_SERVER_ID: _exactly(_ADDRESS),
+    OPT_REQUESTED_ADDRESS: _ADDRESS,
+    OPT_LEASE_TIME: _SECONDS,
+    OPT_MESSAGE_TYPE: Byte,
+    OPT_SERVER_ID: _ADDRESS,
     OPT_PARAMETER_REQUEST_LIST: GreedyRange(Byte),
-    OPT_RENEWAL_TIME: _exactly(_SECONDS),
-    OPT_REBINDING_TIME: _exactly(_SECONDS),
+    OPT_RENEWAL_TIME: _SECONDS,
+    OPT_REBINDING_TIME: _SECONDS,
     OPT_CLIENT_ID: GreedyBytes,
 }
 
+# (Conditions are construct expressions, not lambdas: compiled mode needs them.)
 OPTION = Struct(
     "code" / Byte,
-    "body" / If(lambda ctx: ctx.code != OPT_PAD and ctx.code != OPT_END,
+    "body" / If((this.code != OPT_PAD) & (this.code != OPT_END),
                 Prefixed(Byte, Switch(this.code, OPTION_BODIES, default=GreedyBytes))),
 )
 
@@ -97,9 +105,28 @@ DHCP = Struct(
     "file" / Bytes(128),
     "cookie" / Const(MAGIC_COOKIE),
     # Up to and including End; Pad entries are part of the list.
-    "options" / RepeatUntil(lambda obj, lst, ctx: obj["code"] == OPT_END, OPTION),
+    "options" / RepeatUntil(obj_.code == OPT_END, OPTION),
     "trailer" / GreedyBytes,  # padding after End
 )
+
+# Compiled at first use (Struct.compile(): Python source generated from the declaration,
+# issue 11).  Compiled code reads without checking it got the bytes it asked
+# for, so parse() first checks the option framing (_check_options): every
+# option inside the message, End present, and bodies of a fixed size (the
+# size construct gives for the declared body) exactly that size.  Building
+# uses wire.compiled.Prefixed, which construct compiles for building too.
+_DHCP = CompiledOnUse(DHCP)
+
+
+def _fixed_size(body) -> int | None:
+    try:
+        return body.sizeof()
+    except SizeofError:
+        return None
+
+
+_BODY_SIZES = {code: size for code, body in OPTION_BODIES.items()
+               if (size := _fixed_size(body)) is not None}
 
 ZERO4 = b"\0\0\0\0"
 
@@ -150,28 +177,30 @@ def parse(data: bytes) -> DhcpMessage:
         raise DhcpFormatError(f"too long: {len(data)} bytes")
     if data[236:240] != MAGIC_COOKIE:
         raise DhcpFormatError(f"bad magic cookie {data[236:240].hex()}")
+    _check_options(data)
     try:
-        raw = DHCP.parse(data)
-    except ConstructError as e:
+        raw = _DHCP.parse(data)
+    except (ConstructError, struct.error) as e:
         raise DhcpFormatError(f"bad options: {_reason(e)}") from None
+    # (Containers are dicts: items read as such, not as attributes, which
+    # cost a Python call each.)
     options: dict[int, object] = {}
-    for option in raw.options:
-        code = option.code
+    for option in raw["options"]:
+        code = option["code"]
         if code == OPT_PAD or code == OPT_END:
             continue
         if code in options:
             if code in OPTION_BODIES:
                 raise DhcpFormatError(f"option {code} given twice")
             continue  # an option we do not interpret: the first one stands
-        body = option.body
+        body = option["body"]
         if isinstance(body, list):
             body = list(body)
         options[code] = body
-    return DhcpMessage(op=raw.op, xid=raw.xid, secs=raw.secs, flags=raw.flags,
-                       ciaddr=raw.ciaddr, yiaddr=raw.yiaddr, siaddr=raw.siaddr,
-                       giaddr=raw.giaddr, chaddr=raw.chaddr, htype=raw.htype,
-                       hlen=min(raw.hlen, 16), hops=raw.hops, sname=raw.sname,
-                       file=raw.file, options=options)
+    return DhcpMessage(raw["op"], raw["xid"], raw["secs"], raw["flags"], raw["ciaddr"],
+                       raw["yiaddr"], raw["siaddr"], raw["giaddr"], raw["chaddr"],
+                       raw["htype"], min(raw["hlen"], 16), raw["hops"], raw["sname"],
+                       raw["file"], options)
 
 
 def build(message: DhcpMessage, min_length: int = MIN_REPLY_LEN) -> bytes:
@@ -187,14 +216,36 @@ def build(message: DhcpMessage, min_length: int = MIN_REPLY_LEN) -> bytes:
         "file": message.file, "options": options, "trailer": b"",
     }
     try:
-        data = DHCP.build(fields)
-    except ConstructError as e:
+        data = _DHCP.build(fields)
+    except (ConstructError, struct.error, TypeError) as e:
         raise DhcpFormatError(f"cannot build: {_reason(e)}") from None
     if len(data) < min_length:
         data += bytes(min_length - len(data))  # the trailer: zeros after End
     return data
 
 
-def _reason(error: ConstructError) -> str:
+def _check_options(data: bytes) -> None:
+    """The options' framing (see _DHCP): raises DhcpFormatError."""
+    pos, end = MIN_LEN, len(data)
+    while pos < end:
+        code = data[pos]
+        if code == OPT_END:
+            return
+        if code == OPT_PAD:
+            pos += 1
+            continue
+        if pos + 2 > end:
+            raise DhcpFormatError(f"bad options: option {code} has no length")
+        length = data[pos + 1]
+        if pos + 2 + length > end:
+            raise DhcpFormatError(f"bad options: option {code} runs past the end")
+        size = _BODY_SIZES.get(code)
+        if size is not None and length != size:
+            raise DhcpFormatError(f"bad options: option {code} of {length} bytes, not {size}")
+        pos += 2 + length
+    raise DhcpFormatError("bad options: no End option")
+
+
+def _reason(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[-1] if text else type(error).__name__

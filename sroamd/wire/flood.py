@@ -12,14 +12,24 @@ sroamd (this one) also marks the start and the end of the dump it sends a
 new peer with two PadN TLVs whose bodies say so (DUMP_BEGIN, DUMP_END): C
 sroamd skips PadN whatever it holds, and a peer that sees both knows when it
 has the whole dump (the protocol has no such marker otherwise).
+
+Speed (issue 11): a dump or a burst carries thousands of Updates, so they
+are parsed and built as a batch: UPDATE_BATCH, an Array of UPDATE_TLV, run
+through construct's compiled mode (Struct.compile() generates Python source
+for the declaration: no per-field interpretation).  The Update TLV is
+declared flat (its length and key length as Rebuild fields) because
+construct compiles Prefixed for parsing only.  Compiled code does not check
+that a read got all the bytes it asked for, so the framing loop below
+checks every TLV is complete and consistent before the batch parser sees it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import struct
+from typing import NamedTuple
 
-from construct import (Byte, Bytes, Const, ConstructError, GreedyBytes, Int16ub,
-                       Int32ub, Prefixed, Struct, Switch, this)
+from construct import (Array, Byte, Bytes, Const, ConstructError, GreedyBytes, Int16ub,
+                       Int32ub, Prefixed, Rebuild, Struct, len_, this)
 
 HANDSHAKE = Struct("magic" / Const(44, Byte), "version" / Const(1, Byte),
                    "reserved" / Bytes(2))
@@ -28,19 +38,26 @@ HANDSHAKE_LEN = 4
 
 TLV_PAD1, TLV_PADN, TLV_UPDATE = 0, 1, 2
 
-UPDATE_BODY = Struct(
+UPDATE_FIXED = 7  # seqno, time, key length: the body before the key
+UPDATE_TLV = Struct(
+    "type" / Const(TLV_UPDATE, Byte),
+    "length" / Rebuild(Byte, UPDATE_FIXED + len_(this.key) + len_(this.value)),
     "seqno" / Int16ub,
     "time" / Int32ub,
-    "key" / Prefixed(Byte, GreedyBytes),
-    "value" / GreedyBytes,
+    "keylen" / Rebuild(Byte, len_(this.key)),
+    "key" / Bytes(this.keylen),
+    "value" / Bytes(this.length - UPDATE_FIXED - this.keylen),
 )
+# A run of Updates (a dump's batch, a burst): count given at parse and build.
+UPDATE_BATCH = Array(this.count, UPDATE_TLV)
+# Most Updates in one batch: construct makes a container per Update, and a
+# batch of thousands would raise the daemon's memory high-water mark by
+# megabytes (pymalloc keeps it) for no gain in speed.
+BATCH_MAX = 256
+_UPDATE_BATCH = UPDATE_BATCH.compile()
 
-# One TLV other than Pad1 (which has no length byte).
-TLV = Struct(
-    "type" / Byte,
-    "body" / Prefixed(Byte, Switch(this.type, {TLV_UPDATE: UPDATE_BODY},
-                                   default=GreedyBytes)),
-)
+# PadN and every other TLV but Pad1 (which has no length byte).
+TLV = Struct("type" / Byte, "body" / Prefixed(Byte, GreedyBytes))
 
 MAX_BODY = 255
 
@@ -56,20 +73,45 @@ class FloodFormatError(ValueError):
     """A TLV that cannot be right: the session that sent it is closed."""
 
 
-@dataclass(frozen=True, slots=True)
-class Update:
+class Update(NamedTuple):
+    """One datum as it travels (a tuple: made by the thousand in a burst)."""
     key: bytes
     seqno: int
     value: bytes
     time: int  # remaining seconds
 
 
+def tlv_length(key: bytes, value: bytes) -> int:
+    """Bytes of the Update TLV for key and value (type and length included)."""
+    return 2 + UPDATE_FIXED + len(key) + len(value)
+
+
+def build_updates(updates) -> bytes:
+    """The Update TLVs of updates (Update or anything with the same fields),
+    one after the other, built as one batch."""
+    fields = []
+    for update in updates:
+        if UPDATE_FIXED + len(update.key) + len(update.value) > MAX_BODY:
+            raise FloodFormatError("datum too large for one Update TLV")
+        fields.append({"seqno": update.seqno, "time": update.time,
+                       "key": update.key, "value": update.value})
+    return build_fields(fields)
+
+
+def build_fields(fields: list[dict]) -> bytes:
+    """build_updates for Updates given as UPDATE_TLV's fields (seqno, time,
+    key, value), their sizes checked by the caller."""
+    try:
+        return b"".join(_UPDATE_BATCH.build(fields[i:i + BATCH_MAX],
+                                            count=min(BATCH_MAX, len(fields) - i))
+                        for i in range(0, len(fields), BATCH_MAX))
+    except (ConstructError, struct.error, TypeError) as e:
+        # (compiled code packs with struct directly: struct.error, not ConstructError)
+        raise FloodFormatError(f"cannot build Update: {e}") from None
+
+
 def build_update(update: Update) -> bytes:
-    if 7 + len(update.key) + len(update.value) > MAX_BODY:
-        raise FloodFormatError("datum too large for one Update TLV")
-    return TLV.build({"type": TLV_UPDATE, "body": {
-        "seqno": update.seqno, "time": update.time,
-        "key": update.key, "value": update.value}})
+    return build_updates((update,))
 
 
 def build_padn(body: bytes) -> bytes:
@@ -101,14 +143,48 @@ def parse_tlvs(buffer: bytes | bytearray) -> tuple[list[Update], int]:
 
 def parse_stream(buffer: bytes | bytearray) -> tuple[list[Update], int, list[bytes]]:
     """parse_tlvs, and the bodies of the dump markers (DUMP_BEGIN_BODY,
-    DUMP_END_BODY) met on the way, in order."""
-    updates = []
+    DUMP_END_BODY) met on the way, in order.
+
+    The framing is walked here (types and lengths only); each run of
+    consecutive complete Updates is then parsed as one batch."""
+    updates: list[Update] = []
     markers = []
     pos = 0
     end = len(buffer)
+    run_start, run_count = 0, 0  # the run of Updates being gathered
+
+    def parse_run():
+        if run_count:
+            chunk = bytes(buffer[run_start:pos])
+            # (Containers are dicts: items read as such, not as attributes,
+            # which cost a Python call each.)
+            updates.extend([Update(u["key"], u["seqno"], u["value"], u["time"])
+                            for u in _UPDATE_BATCH.parse(chunk, count=run_count)])
+
     while pos < end:
         tlv_type = buffer[pos]
+        if tlv_type == TLV_UPDATE:
+            if pos + 2 > end:
+                break
+            length = buffer[pos + 1]
+            if pos + 2 + length > end:
+                break
+            if length < UPDATE_FIXED or buffer[pos + 8] > length - UPDATE_FIXED:
+                raise FloodFormatError(
+                    f"truncated Update TLV: length {length}, "
+                    f"key length {buffer[pos + 8] if length >= UPDATE_FIXED else '?'}")
+            if not run_count:
+                run_start = pos
+            run_count += 1
+            pos += 2 + length
+            if run_count == BATCH_MAX:
+                parse_run()
+                run_count = 0
+            continue
+        # Anything else ends the run of Updates.
         if tlv_type == TLV_PAD1:
+            parse_run()
+            run_count = 0
             pos += 1
             continue
         if pos + 2 > end:
@@ -116,17 +192,13 @@ def parse_stream(buffer: bytes | bytearray) -> tuple[list[Update], int, list[byt
         length = buffer[pos + 1]
         if pos + 2 + length > end:
             break
-        if tlv_type == TLV_UPDATE:
-            if length < 7 or buffer[pos + 8] > length - 7:
-                raise FloodFormatError(
-                    f"truncated Update TLV: length {length}, "
-                    f"key length {buffer[pos + 8] if length >= 7 else '?'}")
-            body = UPDATE_BODY.parse(bytes(buffer[pos + 2:pos + 2 + length]))
-            updates.append(Update(body.key, body.seqno, body.value, body.time))
-        elif tlv_type == TLV_PADN:
+        parse_run()
+        run_count = 0
+        if tlv_type == TLV_PADN:
             body = bytes(buffer[pos + 2:pos + 2 + length])
             if body in MARKERS:
                 markers.append(body)
         # Other PadN and unknown TLVs: skipped by length.
         pos += 2 + length
+    parse_run()
     return updates, pos, markers

@@ -11,14 +11,17 @@ length 0 (which would make a naive parser loop forever) is malformed.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
-from construct import (BitStruct, Byte, Bytes, Check, ConstructError, Flag, FixedSized,
-                       GreedyBytes, GreedyRange, Int16ub, Int32ub, Padding, Struct, Switch,
-                       Terminated, this)
+from construct import (Byte, Bytes, Check, ConstructError, FlagsEnum, GreedyBytes, Int16ub,
+                       Int32ub, Struct, Switch, Terminated, this)
 
-from sroamd.wire.ip import (ETH_P_IPV6, ETHERNET, ETHERNET_LEN, IPPROTO_ICMPV6, IPV6,
-                            IPV6_LEN, IPV6_PSEUDO, internet_checksum)
+from sroamd.wire.compiled import CompiledOnUse, FixedSized, GreedyRange
+
+from sroamd.wire.ip import (ETH_P_IPV6, ETHERNET, ETHERNET_C, ETHERNET_LEN, IPPROTO_ICMPV6,
+                            IPV6, IPV6_C, IPV6_LEN, IPV6_PSEUDO, IPV6_PSEUDO_C,
+                            internet_checksum)
 
 ROUTER_SOLICITATION = 133
 ROUTER_ADVERTISEMENT = 134
@@ -43,7 +46,10 @@ def multicast_mac(address: bytes) -> bytes:
 
 PREFIX_INFORMATION = Struct(
     "prefix_length" / Byte,
-    "flags" / BitStruct("on_link" / Flag, "autonomous" / Flag, Padding(6)),
+    # L and A, the top bits (the rest reserved: zero when built, ignored).
+    # FlagsEnum, not a BitStruct: the same bits without a bit-by-bit
+    # conversion, which made most of an RA's build time.
+    "flags" / FlagsEnum(Byte, on_link=0x80, autonomous=0x40),
     "valid_lifetime" / Int32ub,
     "preferred_lifetime" / Int32ub,
     "reserved" / Int32ub,
@@ -87,7 +93,9 @@ RA_BODY = Struct(
     "options" / ND_OPTIONS,
 )
 NA_BODY = Struct(
-    "flags" / BitStruct("router" / Flag, "solicited" / Flag, "override" / Flag, Padding(29)),
+    # R, S, O, the top bits (the rest reserved; see PREFIX_INFORMATION).
+    "flags" / FlagsEnum(Int32ub, router=0x80000000, solicited=0x40000000,
+                        override=0x20000000),
     "target" / Bytes(16),
     "options" / ND_OPTIONS,
 )
@@ -102,6 +110,12 @@ ICMPV6 = Struct(
         NEIGHBOUR_ADVERTISEMENT: NA_BODY,
     }, default=GreedyBytes),
 )
+
+
+# Compiled for building (issue 11; FixedSized and GreedyRange from
+# wire.compiled, which construct compiles for building too).  Parsing stays interpreted: compiled code does not
+# check short reads, and an RS is parsed once per solicitation.
+ICMPV6_BUILD = CompiledOnUse(ICMPV6)
 
 
 class Icmpv6FormatError(ValueError):
@@ -201,23 +215,40 @@ def build_na(target: bytes, options: NdOptions, router: bool, solicited: bool,
         "target": target, "options": {"list": _options_to_list(options)}}}
 
 
+def build_packet(message: dict, ip_src: bytes, ip_dst: bytes,
+                 hop_limit: int = ND_HOP_LIMIT) -> bytes:
+    """The IPv6 packet with the ICMPv6 message, checksum computed (what
+    build_frame puts after the Ethernet header: the same for every client
+    an announcement goes to, so callers may build it once)."""
+    try:
+        fields = dict(message, checksum=0)
+        icmp = ICMPV6_BUILD.build(fields)
+        pseudo = IPV6_PSEUDO_C.build({"src": ip_src, "dst": ip_dst, "length": len(icmp),
+                                      "next_header": IPPROTO_ICMPV6})
+        # The checksum goes at bytes 2-3 of the message: built again with it.
+        fields["checksum"] = internet_checksum(pseudo + icmp)
+        icmp = ICMPV6_BUILD.build(fields)
+        header = IPV6_C.build({"vtf": {"traffic_class": 0, "flow_label": 0},
+                               "payload_length": len(icmp), "next_header": IPPROTO_ICMPV6,
+                               "hop_limit": hop_limit, "src": ip_src, "dst": ip_dst})
+    except (ConstructError, struct.error) as e:
+        raise Icmpv6FormatError(f"cannot build: {e}") from None
+    return header + icmp
+
+
+def ethernet_frame(packet: bytes, eth_src: bytes, eth_dst: bytes) -> bytes:
+    """An IPv6 packet (build_packet) in an Ethernet frame."""
+    try:
+        return ETHERNET_C.build({"dst": eth_dst, "src": eth_src,
+                                 "ethertype": ETH_P_IPV6}) + packet
+    except (ConstructError, struct.error) as e:
+        raise Icmpv6FormatError(f"cannot build: {e}") from None
+
+
 def build_frame(message: dict, eth_src: bytes, eth_dst: bytes, ip_src: bytes,
                 ip_dst: bytes, hop_limit: int = ND_HOP_LIMIT) -> bytes:
     """An Ethernet frame with the ICMPv6 message, checksum computed."""
-    try:
-        fields = dict(message, checksum=0)
-        icmp = ICMPV6.build(fields)
-        pseudo = IPV6_PSEUDO.build({"src": ip_src, "dst": ip_dst, "length": len(icmp),
-                                    "next_header": IPPROTO_ICMPV6})
-        fields["checksum"] = internet_checksum(pseudo + icmp)
-        icmp = ICMPV6.build(fields)
-        header = IPV6.build({"vtf": {"traffic_class": 0, "flow_label": 0},
-                             "payload_length": len(icmp), "next_header": IPPROTO_ICMPV6,
-                             "hop_limit": hop_limit, "src": ip_src, "dst": ip_dst})
-        ether = ETHERNET.build({"dst": eth_dst, "src": eth_src, "ethertype": ETH_P_IPV6})
-    except ConstructError as e:
-        raise Icmpv6FormatError(f"cannot build: {e}") from None
-    return ether + header + icmp
+    return ethernet_frame(build_packet(message, ip_src, ip_dst, hop_limit), eth_src, eth_dst)
 
 
 def parse_frame(data: bytes) -> Frame:

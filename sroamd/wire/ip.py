@@ -11,6 +11,8 @@ from __future__ import annotations
 from construct import (BitsInteger, BitStruct, Bytes, Const, Int8ub, Int16ub,
                        Int32ub, Nibble, Octet, Struct)
 
+from sroamd.wire.compiled import CompiledOnUse
+
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
@@ -75,6 +77,17 @@ IPV6 = Struct(
 )
 IPV6_LEN = 40
 
+# Compiled twins of the declarations above (Struct.compile(), issue 11, at
+# first use): the same format, built (and parsed) by generated Python code.  Compiled parsing
+# does not check short reads: parse with them only data whose length is
+# checked first (these headers have fixed sizes).
+ETHERNET_C = CompiledOnUse(ETHERNET)
+IPV4_C = CompiledOnUse(IPV4)
+UDP_C = CompiledOnUse(UDP)
+IPV4_PSEUDO_C = CompiledOnUse(IPV4_PSEUDO)
+IPV6_PSEUDO_C = CompiledOnUse(IPV6_PSEUDO)
+IPV6_C = CompiledOnUse(IPV6)
+
 
 def internet_checksum(data: bytes) -> int:
     """The 16-bit one's complement of the one's complement sum (RFC 1071).
@@ -96,15 +109,15 @@ def ipv4_udp_frame(src_mac: bytes, dst_mac: bytes, src_ip: bytes, dst_ip: bytes,
                    src_port: int, dst_port: int, payload: bytes, ttl: int = 64) -> bytes:
     """An Ethernet frame carrying payload in UDP over IPv4, both checksums set."""
     udp_length = UDP_LEN + len(payload)
-    pseudo = IPV4_PSEUDO.build({"src": src_ip, "dst": dst_ip, "protocol": IPPROTO_UDP,
+    pseudo = IPV4_PSEUDO_C.build({"src": src_ip, "dst": dst_ip, "protocol": IPPROTO_UDP,
                                 "length": udp_length})
     udp_fields = {"src_port": src_port, "dst_port": dst_port, "length": udp_length,
                   "checksum": 0}
-    checksum = internet_checksum(pseudo + UDP.build(udp_fields) + payload)
+    checksum = internet_checksum(pseudo + UDP_C.build(udp_fields) + payload)
     udp_fields["checksum"] = checksum or 0xFFFF  # 0 means "no checksum" in UDP
     ip_fields = {"tos": 0, "total_length": IPV4_LEN + udp_length, "identification": 0,
                  "flags_fragment": 0x4000, "ttl": ttl, "protocol": IPPROTO_UDP,
                  "checksum": 0, "src": src_ip, "dst": dst_ip}
-    ip_fields["checksum"] = internet_checksum(IPV4.build(ip_fields))
-    return (ETHERNET.build({"dst": dst_mac, "src": src_mac, "ethertype": ETH_P_IP})
-            + IPV4.build(ip_fields) + UDP.build(udp_fields) + payload)
+    ip_fields["checksum"] = internet_checksum(IPV4_C.build(ip_fields))
+    return (ETHERNET_C.build({"dst": dst_mac, "src": src_mac, "ethertype": ETH_P_IP})
+            + IPV4_C.build(ip_fields) + UDP_C.build(udp_fields) + payload)
