@@ -192,7 +192,8 @@ class ClientService:
         self._started_at = self._loop.time()
         rtnl = Rtnl(strict=True)
         # The proto-44 routes already there (we restarted) are kept until synced().
-        self.routes = RouteManager(self.config.route_metric, rtnl, hold=not self.is_synced)
+        self.routes = RouteManager(self.config.route_metric, rtnl, hold=not self.is_synced,
+                                   retract_proto=self.config.retract_proto)
         self.sender = PacketSender()
         self.rs = RsReceiver()
         self._loop.add_reader(self.rs.fileno(), self._on_rs)

@@ -30,6 +30,25 @@ ours (DESIGN.md 6).  Once babeld's route goes, ours gets in.
 
 Note: the kernel turns an IPv6 route metric of 0 into 1024.
 
+Withdrawing a route so that Babel hears of it (retract_proto).  babeld
+1.12.1 (Debian's; tests/test_babel_retraction.py shows it) does not retract
+a redistributed route that leaves the kernel: its flush_xroute() sends the
+retraction for ::/0 instead of the route's prefix (`Sending update to eth0
+for ::/0 from ::/0.` at debug 2), for a /32 as for a /64, alone or not.
+The other routers keep the old AP's route for a client that left it, and
+switch only when that AP re-announces the route it learned from the new AP,
+or when the stale route expires.  babeld does announce a route whose
+protocol changes, with the right prefix: so before deleting one of ours we
+add a "shadow" route to the same prefix, of protocol retract_proto, on the
+same interface, one metric below ours in rank (metric + 1: no clash, and
+ours still carries the traffic), delete ours, and delete the shadow.  babeld
+reads: the xroute changed (an update for the right prefix, queued), then
+went (the broken flush, whose urgent ::/0 retraction sends the queue at
+once, our prefix now a retraction since neither an xroute nor a route is
+left for it).  babeld must redistribute that protocol ('redistribute proto
+45 allow'); if it does not, the shadow is ignored and the withdrawal is what
+it was.  retract_proto 0 turns this off.
+
 Netlink calls are made through sroamd.rtnl (pyroute2's message classes on a
 non-blocking socket: works with pyroute2 0.7 and 0.9, and never blocks the
 event loop).
@@ -75,8 +94,12 @@ def _ours_raw(data: bytes, offset: int) -> bool:
 
 
 class RouteManager:
-    def __init__(self, metric: int, rtnl: Rtnl | None = None, hold: bool = False):
+    def __init__(self, metric: int, rtnl: Rtnl | None = None, hold: bool = False,
+                 retract_proto: int = 0):
         self.metric = metric
+        # Protocol of the shadow route added before a withdrawal (0: none).
+        self.retract_proto = retract_proto
+        self.shadows = 0  # withdrawals made with a shadow route
         self.rtnl = rtnl or Rtnl(strict=True)
         # What the client service wants: (address, prefixlen) -> (ifindex, ifname).
         self.wanted: dict[Key, tuple[int, str]] = {}
@@ -109,7 +132,7 @@ class RouteManager:
         self.failing.discard(key)
         removed = False
         for ifindex, metric in self.present.pop(key, ()):
-            removed |= self._delete(address, prefixlen, ifindex, metric)
+            removed |= self._withdraw(address, prefixlen, ifindex, metric)
         return removed
 
     def release(self) -> None:
@@ -148,7 +171,7 @@ class RouteManager:
                     continue
                 log.info("removing unwanted route %s dev %d proto %d metric %d",
                          route_text(*key), ifindex, PROTO_SROAMD, metric)
-                self._delete(key[0], key[1], ifindex, metric)
+                self._withdraw(key[0], key[1], ifindex, metric)
                 routes.discard((ifindex, metric))
             if not routes:
                 del kernel[key]
@@ -211,13 +234,13 @@ class RouteManager:
         return self.metric
 
     def _message(self, address: bytes, prefixlen: int, ifindex: int,
-                 metric: int | None = None):
+                 metric: int | None = None, proto: int = PROTO_SROAMD):
         family = _family(address)
         msg = rtmsg()
         msg["family"] = family
         msg["dst_len"] = prefixlen
         msg["table"] = RT_TABLE_MAIN
-        msg["proto"] = PROTO_SROAMD
+        msg["proto"] = proto
         msg["scope"] = RT_SCOPE_LINK if family == socket.AF_INET else RT_SCOPE_UNIVERSE
         msg["type"] = RTN_UNICAST
         msg["attrs"] = [("RTA_DST", socket.inet_ntop(family, address)),
@@ -263,6 +286,28 @@ class RouteManager:
         self.added += 1
         return True
 
+    def _withdraw(self, address: bytes, prefixlen: int, ifindex: int, metric: int) -> bool:
+        """Delete one of our routes so that babeld retracts it (see the module
+        doc: the shadow route of protocol retract_proto)."""
+        if not self.retract_proto or metric >= 0xFFFFFFFF:
+            return self._delete(address, prefixlen, ifindex, metric)
+        shadow = self._message(address, prefixlen, ifindex, metric + 1, self.retract_proto)
+        try:
+            self.rtnl.request(shadow, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL)
+        except OSError as e:  # (one left by a crash: EEXIST, fine; else plain delete)
+            if e.errno != errno.EEXIST:
+                return self._delete(address, prefixlen, ifindex, metric)
+        deleted = self._delete(address, prefixlen, ifindex, metric)
+        try:
+            self.rtnl.request(shadow, RTM_DELROUTE)
+        except OSError as e:
+            if e.errno not in (errno.ESRCH, errno.ENODEV):
+                self.failures["shadow_" + errno.errorcode.get(e.errno, str(e.errno))] += 1
+                log.error("cannot remove the shadow route %s proto %d: %s",
+                          route_text(address, prefixlen), self.retract_proto, e.strerror or e)
+        self.shadows += 1
+        return deleted
+
     def _delete(self, address: bytes, prefixlen: int, ifindex: int, metric: int) -> bool:
         try:
             self.rtnl.request(self._message(address, prefixlen, ifindex, metric), RTM_DELROUTE)
@@ -285,4 +330,5 @@ class RouteManager:
                 "wanted": len(self.wanted), "failing": len(self.failing),
                 "held": self.held if self.holding else 0,
                 "added": self.added, "removed": self.removed, "repaired": self.repaired,
+                "shadows": self.shadows,
                 "reconciles": self.reconciles, "failures": dict(self.failures)}

@@ -670,7 +670,8 @@ class Lab:
 
     def babeld(self, ns: Netns, ifaces: Iterable[str],
                extra: Iterable[str] = ()) -> Process:
-        """babeld on ifaces, redistributing proto 44 (sroamd's host routes).
+        """babeld on ifaces, redistributing proto 44 (sroamd's host routes)
+        and 45 (its shadow routes).
 
         Runs in the foreground rather than with -D so the PID we track is
         babeld's own (no pidfile race); -I/-S/-L still point into the Lab
@@ -683,6 +684,9 @@ class Lab:
                 "-S", os.path.join(base, "babeld.state"),
                 "-L", os.path.join(base, "babeld.log"),
                 "-C", "redistribute proto 44 allow",
+                # sroamd's shadow routes (routes.py: babeld then retracts
+                # a deleted client route for real)
+                "-C", "redistribute proto 45 allow",
                 "-C", "redistribute local deny",
                 "-C", "kernel-priority 256",
                 "-C", "default hello-interval 1"]
