@@ -259,7 +259,14 @@ class ClientService:
     # -- what the roaming engine calls -------------------------------------
 
     def client_arrived(self, ifname: str, mac: bytes) -> None:
-        """The client is associated here: routes, ARP + NA at once, RAs."""
+        """The client is associated here: routes, ARP + NA at once, RAs.
+
+        In that order, and the RA only at the next turn of the event loop:
+        a client that roamed keeps its addresses, so its traffic flows again
+        once the routes are in (babeld hears of them) and it knows our MAC
+        for the gateway; the RA (built anew, and its lease extension
+        flooded: ~0.5 ms) restores nothing and would only delay the rest
+        of the station event."""
         self.clients[mac] = ifname
         self._sync_routes(mac)
         link = self.links.get(ifname) if self.links else None
@@ -268,6 +275,14 @@ class ClientService:
                 self._send(ifname, frame)
             self.announced += 1
         self.ra.track(ifname, mac)
+        if self._loop is None:
+            self._arrival_ra(ifname, mac)
+        else:
+            self._loop.call_soon(self._arrival_ra, ifname, mac)
+
+    def _arrival_ra(self, ifname: str, mac: bytes) -> None:
+        if self.clients.get(mac) != ifname:
+            return  # gone (or moved) meanwhile
         frame = self.ra.unsolicited(mac, self._link_info(ifname))
         if frame is not None:
             self._send(ifname, frame)
