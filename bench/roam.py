@@ -14,7 +14,8 @@ For each roam:
   sroamd     station event -> routes installed and ARP/NA sent, as the new
              AP's sroamd measures it ("handled in X ms" in its log)
   babel      the rest, until the server's babeld installed the client's /32
-             via the new AP: babel = srv - auth - sroamd
+             via the new AP: babel = srv - auth - sroamd (--star: the core
+             router's, the server's next hop)
   routers    when each router switched, from babeld's local interface
              (`monitor`, tests/babel_monitor.py), ms after the radio moved:
              new+ (the new AP redistributes the /32), old- (the old AP stops
@@ -118,6 +119,9 @@ def main():
                         help="a babeld statement for every router (after the rig's defaults)")
     parser.add_argument("--sroamd-arg", action="append", default=[],
                         help="a command-line option for every sroamd")
+    parser.add_argument("--star", action="store_true",
+                        help="topology: the server and each AP on a link of their own to a core "
+                             "router, not all on one backbone link")
     parser.add_argument("--trace", action="store_true",
                         help="print every babeld monitor event about the client's routes")
     parser.add_argument("--label", default="", help="a name for this run, echoed in the JSON")
@@ -127,7 +131,7 @@ def main():
 
     results = []
     load_before = loadavg()
-    with Rig(debug=1, babel=args.babel, sroamd_args=args.sroamd_arg) as rig:
+    with Rig(debug=1, babel=args.babel, sroamd_args=args.sroamd_arg, star=args.star) as rig:
         client = rig.add_client("c1")
         v4, v6 = rig.wait_addresses(client)
         prefix = client.prefix64()
@@ -141,9 +145,14 @@ def main():
         pids = {f"sroamd-{ap.name}": ap.sroamd.pid for ap in rig.aps}
         pids.update({f"babeld-{ap.name}": ap.babeld.pid for ap in rig.aps})
         pids["babeld-srv"] = rig.server_babeld.pid
+        if rig.core is not None:
+            pids["babeld-core"] = rig.core_babeld.pid
         cpu_start = {name: cpu_seconds(pid) for name, pid in pids.items()}
         run_start = time.monotonic()
         order = rig.aps[1:] + rig.aps[:1]
+        # The router whose switch ends Babel's part: the server, or in a star
+        # the core router (the server's route always points at it).
+        switch = "core" if args.star else "srv"
         for n in range(args.roams):
             target = order[n % len(order)]
             old = client.at
@@ -164,7 +173,7 @@ def main():
             while True:
                 now = time.monotonic()
                 outage, back = outage_after(read_probes(probes_out), moved, args.interval_ms)
-                srv_moved = first_via(monitors["srv"].since(moved), host, new_hop)
+                srv_moved = first_via(monitors[switch].since(moved), host, new_hop)
                 if outage is not None and now - back > 0.1 and srv_moved is not None \
                         and now >= moved + 0.2:
                     break
@@ -185,9 +194,9 @@ def main():
                 "old-": ms(first_xroute(events[old.name], host, "flush")),
                 "old": ms(first_via(events[old.name], host, new_hop)),
                 "other": ms(first_via(events[third.name], host, new_hop)),
-                "srv": ms(first_via(events["srv"], host, new_hop)),
+                "srv": ms(first_via(events[switch], host, new_hop)),
             }
-            routers6 = {"srv6": ms(first_via(events["srv"], prefix, new_hop)),
+            routers6 = {"srv6": ms(first_via(events[switch], prefix, new_hop)),
                         "old6-": ms(first_xroute(events[old.name], prefix, "flush"))}
             sroamd_ms = handled_ms(rig.sroamd_log(target), client.mac, log_mark)
             auth = (connected - moved) * 1000
@@ -230,6 +239,7 @@ def main():
 
     summary = {
         "label": args.label,
+        "topology": "star" if args.star else "one backbone link",
         "babel": rig.babel,
         "sroamd_args": args.sroamd_arg,
         "roams": len(results),

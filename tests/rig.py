@@ -136,7 +136,11 @@ class Rig:
         start_sroamd(ap, peers=...), e.g. to put a relay between two).
         babel: babeld statements for every router, after BABEL_DEFAULTS
         (a later statement overrides an earlier one); sroamd_args: more
-        command-line options for every sroamd."""
+        command-line options for every sroamd.  star: the server and each
+        AP on a link of their own to a core router (babeld), instead of all
+        on one backbone link; the APs' backbone addresses are then /32s that
+        Babel carries."""
+        self.star = star
         self.lab = Lab(dad=False, keep_dir=keep_dir)
         self.debug = debug
         self.babel = list(BABEL_DEFAULTS) + list(babel)
@@ -169,10 +173,20 @@ class Rig:
         lab.sw.run("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
                    "net.ipv6.conf.default.disable_ipv6=1")
         srv = self.server = lab.netns("srv")
-        lab.backbone(srv)
+        self.core = None
+        if self.star:
+            # A core router with a link to each of the others.
+            core = self.core = lab.netns("core")
+            core.run("sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+            links = ["srv"] + [f"ap{i}" for i in range(1, count + 1)]
+            for name in links:
+                lab.backbone(core, f"to-{name}", bridge=f"bb-{name}")
+            self.core_babeld = lab.babeld(core, [f"to-{name}" for name in links],
+                                          ["local-path " + local_path(core.dir)] + self.babel)
+        lab.backbone(srv, bridge="bb-srv" if self.star else "bb")
         srv.addr("eth0", f"{SERVER_V4}/32")
         srv.addr("eth0", f"{SERVER_V6}/128")
-        srv.addr("eth0", "203.0.113.100/24")
+        srv.addr("eth0", "203.0.113.100/32" if self.star else "203.0.113.100/24")
         os.makedirs(os.path.join(srv.dir, "babeld"), exist_ok=True)
         argv = ["babeld", "-I", os.path.join(srv.dir, "babeld.pid"),
                 "-S", os.path.join(srv.dir, "babeld.state"),
@@ -186,15 +200,17 @@ class Rig:
         for i in range(1, count + 1):
             ap = lab.access_point(f"ap{i}")
             ns = ap.ns
-            lab.backbone(ns)
+            lab.backbone(ns, bridge=f"bb-ap{i}" if self.star else "bb")
             backbone_ip = f"203.0.113.{i}"
-            ns.addr("eth0", f"{backbone_ip}/24")
+            ns.addr("eth0", f"{backbone_ip}/32" if self.star else f"{backbone_ip}/24")
             ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
             # The same gateway addresses on every AP's roaming interface; /32
             # so that no AP thinks the whole prefix is on its own link.
             ns.addr(ap.ifname, f"{GATEWAY_V4}/32")
             ns.addr(ap.ifname, f"{GATEWAY_LL}/64")
-            babeld = lab.babeld(ns, ["eth0"], ["local-path " + local_path(ns.dir)] + self.babel)
+            babeld = lab.babeld(ns, ["eth0"], ["local-path " + local_path(ns.dir)] + self.babel,
+                                redistribute=[f"redistribute local ip {backbone_ip}/32 allow"]
+                                if self.star else [])
             self.aps.append(RigAP(ap, backbone_ip, lab.hostapd(ap), babeld=babeld))
         if start_sroamd:
             for ap in self.aps:
@@ -336,6 +352,8 @@ class Rig:
             self._monitors = {"srv": BabelMonitor("srv", local_path(self.server.dir))}
             for ap in self.aps:
                 self._monitors[ap.name] = BabelMonitor(ap.name, local_path(ap.ns.dir))
+            if self.core is not None:
+                self._monitors["core"] = BabelMonitor("core", local_path(self.core.dir))
         return self._monitors
 
     def backbone_link_local(self, ap: RigAP) -> str:
