@@ -131,7 +131,7 @@ class Rig:
 
     def __init__(self, aps: int = 3, debug: int = 1, keep_dir: bool = False,
                  start_sroamd: bool = True, babel: Iterable[str] = (),
-                 sroamd_args: Iterable[str] = ()):
+                 sroamd_args: Iterable[str] = (), star: bool = False):
         """start_sroamd=False: no sroamd yet (the caller starts each with
         start_sroamd(ap, peers=...), e.g. to put a relay between two).
         babel: babeld statements for every router, after BABEL_DEFAULTS
