@@ -31,7 +31,8 @@ within 10 s) is counted too (failed), and the run goes on.
 Prints a line per roam, then one JSON object on its last line: roams, failed,
 addr_kept, tcp_survived, over_window, never_back, outage p50/p95/max, the
 parts (auth, sroamd, babel: p50/p95), the routers' switch times (p50/p95),
-CPU (sroamd's per roam, each babeld's per second) and the load average.
+CPU (sroamd's per roam, each babeld's per second), the load average, and
+per_roam (each roam's figures).
 
 Usage: sudo python3 bench/roam.py [--roams 40] [--babel 'default hello-interval 0.1' ...]
 """
@@ -269,6 +270,9 @@ def main():
                                 for k, v in cpu.items() if k.startswith("babeld")},
         "load_before": load_before,
         "load_after": loadavg(),
+        # each roam: outage, 802.1X, sroamd, Babel (ms) and the routers' switch times
+        "per_roam": [{k: r.get(k) for k in ("n", "from", "to", "outage_ms", "auth_ms", "sroamd_ms",
+                                            "babel_ms", "routers", "failed")} for r in results],
     }
     print(json.dumps(summary))
 
