@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retract-proto", metavar="PROTO", type=_argtype(parse_int, "retract protocol", 0, 255),
                    help="protocol of the shadow route added for a moment before a client's "
                         "route is deleted, so that babeld retracts it (default 45; babeld "
-                        "needs 'redistribute proto 45 allow'; 0: none)")
+                        "needs 'redistribute proto 45 metric 65534'; 0: none)")
     p.add_argument("--node-id", metavar="HEX", type=_argtype(parse_node_id),
                    help="this node's 8-byte id (16 hex digits); default: generated once and "
                         "kept in STATE_DIR/node_id, so that a restart keeps the stations")

@@ -193,7 +193,8 @@ class ClientService:
         rtnl = Rtnl(strict=True)
         # The proto-44 routes already there (we restarted) are kept until synced().
         self.routes = RouteManager(self.config.route_metric, rtnl, hold=not self.is_synced,
-                                   retract_proto=self.config.retract_proto)
+                                   retract_proto=self.config.retract_proto,
+                                   later=self._loop.call_later)
         self.sender = PacketSender()
         self.rs = RsReceiver()
         self._loop.add_reader(self.rs.fileno(), self._on_rs)
@@ -239,6 +240,7 @@ class ClientService:
             if timer is not None:
                 timer.cancel()
         self._reconcile_timer = self._release_timer = self._sweep_timer = None
+        self.routes.later = None  # (no loop to run them after this)
         if self.withdraw_at_stop:
             infos = [info for info in map(self._link_info, self.config.interfaces) if info]
             for ifname, frame in self.ra.final(infos):
@@ -247,6 +249,7 @@ class ClientService:
         else:
             log.info("leaving %d routes in the kernel for the next start",
                      self.routes.status()["installed"])
+        self.routes.drop_shadows()
         self.links.stop(self._loop)
         self._loop.remove_reader(self.rs.fileno())
         for name in list(self.dhcp_sockets):

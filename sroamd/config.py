@@ -18,7 +18,7 @@ DEFAULT_LEASE_TIME = 1800  # seconds, as upstream
 # has just moved to our host route wins over babeld's route to the old AP.
 # Not 0: the kernel turns an IPv6 metric of 0 into 1024.
 DEFAULT_ROUTE_METRIC = 128
-DEFAULT_RETRACT_PROTO = 45  # babeld: 'redistribute proto 45 allow' (README)
+DEFAULT_RETRACT_PROTO = 45  # babeld: 'redistribute proto 45 metric 65534' (README)
 STATION_SOURCES = ("auto", "ubus", "hostapd", "none")
 # Where the node id is kept when none is configured (written once, at first start).
 DEFAULT_STATE_DIR = "/etc/sroamd"

@@ -32,7 +32,7 @@ Note: the kernel turns an IPv6 route metric of 0 into 1024.
 
 Withdrawing a route so that Babel hears of it (retract_proto).  babeld
 1.12.1 (Debian's; tests/test_babel_retraction.py shows it) does not retract
-a redistributed route that leaves the kernel: its flush_xroute() sends the
+a redistributed route that leaves the kernel: its flush sends the
 retraction for ::/0 instead of the route's prefix (`Sending update to eth0
 for ::/0 from ::/0.` at debug 2), for a /32 as for a /64, alone or not.
 The other routers keep the old AP's route for a client that left it, and
@@ -41,13 +41,18 @@ or when the stale route expires.  babeld does announce a route whose
 protocol changes, with the right prefix: so before deleting one of ours we
 add a "shadow" route to the same prefix, of protocol retract_proto, on the
 same interface, one metric below ours in rank (metric + 1: no clash, and
-ours still carries the traffic), delete ours, and delete the shadow.  babeld
-reads: the xroute changed (an update for the right prefix, queued), then
-went (the broken flush, whose urgent ::/0 retraction sends the queue at
-once, our prefix now a retraction since neither an xroute nor a route is
-left for it).  babeld must redistribute that protocol ('redistribute proto
-45 allow'); if it does not, the shadow is ignored and the withdrawal is what
-it was.  retract_proto 0 turns this off.
+ours carries the traffic while both are there), delete ours, and delete the
+shadow SHADOW_HOLD (50 ms) later.  babeld, told to redistribute that
+protocol with 'redistribute proto 45 metric 65534', reads a change of the
+route to metric 65534 (queued as an update for the right prefix: with a
+link's cost added, beyond the metric babeld calls infinite, a retraction in
+effect), then its end (the broken flush, whose urgent ::/0 retraction sends
+the queue at once; our prefix has neither an xroute nor a route by then, so
+babeld sends a real retraction for it if the update had not left yet).  The
+hold: babeld 1.12 reads the whole routing table again after a change it is
+told of, and a shadow deleted at once was gone by then in most tries (seen
+in the rig).  If babeld does not redistribute protocol 45 the shadow is
+ignored and the withdrawal is what it was; retract_proto 0 turns this off.
 
 Netlink calls are made through sroamd.rtnl (pyroute2's message classes on a
 non-blocking socket: works with pyroute2 0.7 and 0.9, and never blocks the
@@ -60,6 +65,7 @@ import errno
 import logging
 import socket
 from collections import Counter
+from typing import Callable
 
 from sroamd.rtnl import Rtnl  # (first: it keeps pyroute2's package import light)
 
@@ -77,6 +83,11 @@ RTN_UNICAST = 1
 _PROTOCOL_OFFSET = 16 + 5
 
 Key = tuple[bytes, int]  # (address: 4 or 16 bytes, prefix length)
+# How long a shadow route stays (routes.py's doc): babeld 1.12 reads the
+# routing table again after each change it is told of, not the changes
+# themselves, so the shadow must still be there when it does; sroamd is
+# done with add, delete and delete again in well under a millisecond.
+SHADOW_HOLD = 0.05
 
 
 def _family(address: bytes) -> int:
@@ -87,19 +98,29 @@ def route_text(address: bytes, prefixlen: int) -> str:
     return f"{socket.inet_ntop(_family(address), address)}/{prefixlen}"
 
 
-def _ours_raw(data: bytes, offset: int) -> bool:
-    """A route of protocol 44 (looked at before decoding)."""
-    return len(data) > offset + _PROTOCOL_OFFSET and \
-        data[offset + _PROTOCOL_OFFSET] == PROTO_SROAMD
+def _of_protocol(proto: int):
+    def keep(data: bytes, offset: int) -> bool:
+        """A route of protocol `proto` (looked at before decoding)."""
+        return len(data) > offset + _PROTOCOL_OFFSET and data[offset + _PROTOCOL_OFFSET] == proto
+    return keep
+
+
+_ours_raw = _of_protocol(PROTO_SROAMD)
 
 
 class RouteManager:
     def __init__(self, metric: int, rtnl: Rtnl | None = None, hold: bool = False,
-                 retract_proto: int = 0):
+                 retract_proto: int = 0,
+                 later: Callable[[float, Callable[[], None]], object] | None = None):
         self.metric = metric
         # Protocol of the shadow route added before a withdrawal (0: none).
         self.retract_proto = retract_proto
+        # later(delay, fn): runs fn after delay seconds (the event loop's
+        # call_later); None: shadows go at once (what babeld may miss).
+        self.later = later
+        self.pending_shadows: set[tuple[bytes, int, int, int]] = set()
         self.shadows = 0  # withdrawals made with a shadow route
+        self.stale_shadows = 0  # shadow routes found in the kernel (a crash mid-withdrawal)
         self.rtnl = rtnl or Rtnl(strict=True)
         # What the client service wants: (address, prefixlen) -> (ifindex, ifname).
         self.wanted: dict[Key, tuple[int, str]] = {}
@@ -191,7 +212,22 @@ class RouteManager:
                     self.repaired += 1
             else:
                 self._install(key)  # refused before (EEXIST...): try again, quietly
+        if self.retract_proto:
+            self._remove_stale_shadows(ifindexes)
         return True
+
+    def _remove_stale_shadows(self, ifindexes: set[int]) -> None:
+        """A shadow route lives for microseconds; one still there (sroamd
+        killed between its add and its delete) would have babeld announce
+        the client from here for ever."""
+        for key, routes in (self._dump(ifindexes, self.retract_proto) or {}).items():
+            for ifindex, metric in routes:
+                if (*key, ifindex, metric) in self.pending_shadows:
+                    continue  # (its time is not up yet)
+                log.warning("removing a shadow route %s dev %d proto %d metric %d left behind",
+                            route_text(*key), ifindex, self.retract_proto, metric)
+                self.stale_shadows += 1
+                self._delete(key[0], key[1], ifindex, metric, self.retract_proto)
 
     def remove_all(self, ifindexes: set[int]) -> None:
         """Stop for good: no proto-44 route left on these interfaces."""
@@ -202,21 +238,23 @@ class RouteManager:
             for key in list(self.present):
                 self.remove(*key)
 
-    def _dump(self, ifindexes: set[int]) -> dict[Key, set[tuple[int, int]]] | None:
+    def _dump(self, ifindexes: set[int],
+              proto: int = PROTO_SROAMD) -> dict[Key, set[tuple[int, int]]] | None:
         out: dict[Key, set[tuple[int, int]]] = {}
         for family in (socket.AF_INET, socket.AF_INET6):
             request = rtmsg()
             request["family"] = family
             if getattr(self.rtnl, "strict", False):  # the kernel sends only these
-                request["proto"] = PROTO_SROAMD
+                request["proto"] = proto
                 request["table"] = RT_TABLE_MAIN
             try:
-                routes = self.rtnl.dump(request, RTM_GETROUTE, keep=_ours_raw)
+                routes = self.rtnl.dump(request, RTM_GETROUTE,
+                                        keep=_ours_raw if proto == PROTO_SROAMD else _of_protocol(proto))
             except OSError as e:
                 log.error("cannot list routes: %s", e)
                 return None
             for route in routes:
-                if route["proto"] != PROTO_SROAMD:
+                if route["proto"] != proto:
                     continue
                 table = route.get_attr("RTA_TABLE") or route["table"]
                 ifindex = route.get_attr("RTA_OIF")
@@ -288,36 +326,48 @@ class RouteManager:
 
     def _withdraw(self, address: bytes, prefixlen: int, ifindex: int, metric: int) -> bool:
         """Delete one of our routes so that babeld retracts it (see the module
-        doc: the shadow route of protocol retract_proto)."""
+        doc: the shadow route of protocol retract_proto, deleted SHADOW_HOLD
+        later when a scheduler was given, at once otherwise)."""
         if not self.retract_proto or metric >= 0xFFFFFFFF:
             return self._delete(address, prefixlen, ifindex, metric)
-        shadow = self._message(address, prefixlen, ifindex, metric + 1, self.retract_proto)
+        shadow = (address, prefixlen, ifindex, metric + 1)
         try:
-            self.rtnl.request(shadow, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL)
+            self.rtnl.request(self._message(*shadow, self.retract_proto), RTM_NEWROUTE,
+                              NLM_F_CREATE | NLM_F_EXCL)
         except OSError as e:  # (one left by a crash: EEXIST, fine; else plain delete)
             if e.errno != errno.EEXIST:
                 return self._delete(address, prefixlen, ifindex, metric)
         deleted = self._delete(address, prefixlen, ifindex, metric)
-        try:
-            self.rtnl.request(shadow, RTM_DELROUTE)
-        except OSError as e:
-            if e.errno not in (errno.ESRCH, errno.ENODEV):
-                self.failures["shadow_" + errno.errorcode.get(e.errno, str(e.errno))] += 1
-                log.error("cannot remove the shadow route %s proto %d: %s",
-                          route_text(address, prefixlen), self.retract_proto, e.strerror or e)
         self.shadows += 1
+        if self.later is None:
+            self._drop_shadow(shadow)
+        else:
+            self.pending_shadows.add(shadow)
+            self.later(SHADOW_HOLD, lambda: self._drop_shadow(shadow))
         return deleted
 
-    def _delete(self, address: bytes, prefixlen: int, ifindex: int, metric: int) -> bool:
+    def drop_shadows(self) -> None:
+        """The shadows whose time is not up, now (at stop: no loop after)."""
+        for shadow in list(self.pending_shadows):
+            self._drop_shadow(shadow)
+
+    def _drop_shadow(self, shadow: tuple[bytes, int, int, int]) -> None:
+        if shadow in self.pending_shadows or self.later is None:
+            self.pending_shadows.discard(shadow)
+            self._delete(*shadow, self.retract_proto)  # (an error is logged and counted)
+
+    def _delete(self, address: bytes, prefixlen: int, ifindex: int, metric: int,
+                proto: int = PROTO_SROAMD) -> bool:
         try:
-            self.rtnl.request(self._message(address, prefixlen, ifindex, metric), RTM_DELROUTE)
+            self.rtnl.request(self._message(address, prefixlen, ifindex, metric, proto), RTM_DELROUTE)
         except OSError as e:
             if e.errno not in (errno.ESRCH, errno.ENODEV):  # already gone with its link
                 self.failures["remove_" + errno.errorcode.get(e.errno, str(e.errno))] += 1
                 log.error("cannot remove route %s: %s", route_text(address, prefixlen),
                           e.strerror or e)
             return False
-        self.removed += 1
+        if proto == PROTO_SROAMD:
+            self.removed += 1  # (shadows are counted apart)
         return True
 
     def close(self) -> None:
@@ -330,5 +380,5 @@ class RouteManager:
                 "wanted": len(self.wanted), "failing": len(self.failing),
                 "held": self.held if self.holding else 0,
                 "added": self.added, "removed": self.removed, "repaired": self.repaired,
-                "shadows": self.shadows,
+                "shadows": self.shadows, "stale_shadows": self.stale_shadows,
                 "reconciles": self.reconciles, "failures": dict(self.failures)}

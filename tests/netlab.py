@@ -690,7 +690,7 @@ class Lab:
                 "-C", "redistribute proto 44 allow",
                 # sroamd's shadow routes (routes.py: babeld then retracts
                 # a deleted client route for real)
-                "-C", "redistribute proto 45 allow"]
+                "-C", "redistribute proto 45 metric 65534"]
         for stmt in redistribute:
             argv += ["-C", stmt]
         argv += ["-C", "redistribute local deny",

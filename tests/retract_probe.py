@@ -10,6 +10,7 @@ tests/test_babel_retraction.py.
 
 import socket
 import sys
+import time
 
 from sroamd.routes import RouteManager
 
@@ -19,13 +20,19 @@ def main():
     ifindex = socket.if_nametoindex(ifname)
     prefixes = {"192.0.2.72/32": (socket.inet_pton(socket.AF_INET, "192.0.2.72"), 32),
                 "2001:db8:4444:72::/64": (socket.inet_pton(socket.AF_INET6, "2001:db8:4444:72::"), 64)}
-    manager = RouteManager(metric=128, retract_proto=retract_proto)
+    pending = []  # (delay, fn): what the event loop's call_later would run
+    manager = RouteManager(metric=128, retract_proto=retract_proto,
+                           later=lambda delay, fn: pending.append((delay, fn)))
     for address, plen in prefixes.values():
         assert manager.add(ifindex, address, plen, ifname)
     print("added", flush=True)
     for line in sys.stdin:
         name = line.strip()
         assert manager.remove(*prefixes[name])
+        for delay, fn in pending:
+            time.sleep(delay)
+            fn()
+        pending.clear()
         print(f"removed {name} shadows {manager.shadows}", flush=True)
 
 
