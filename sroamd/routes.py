@@ -49,9 +49,10 @@ link's cost added, beyond the metric babeld calls infinite, a retraction in
 effect), then its end (the broken flush, whose urgent ::/0 retraction sends
 the queue at once; our prefix has neither an xroute nor a route by then, so
 babeld sends a real retraction for it if the update had not left yet).  The
-hold: babeld 1.12 reads the whole routing table again after a change it is
-told of, and a shadow deleted at once was gone by then in most tries (seen
-in the rig).  If babeld does not redistribute protocol 45 the shadow is
+hold: babeld 1.12 appears to read the routing table again after a change
+it is told of rather than the change itself: a shadow deleted at once was
+missed in most tries in the rig (no "change xroute" on its local
+interface), one held 50 ms never was.  If babeld does not redistribute protocol 45 the shadow is
 ignored and the withdrawal is what it was; retract_proto 0 turns this off.
 
 Netlink calls are made through sroamd.rtnl (pyroute2's message classes on a
@@ -83,10 +84,10 @@ RTN_UNICAST = 1
 _PROTOCOL_OFFSET = 16 + 5
 
 Key = tuple[bytes, int]  # (address: 4 or 16 bytes, prefix length)
-# How long a shadow route stays (routes.py's doc): babeld 1.12 reads the
-# routing table again after each change it is told of, not the changes
-# themselves, so the shadow must still be there when it does; sroamd is
-# done with add, delete and delete again in well under a millisecond.
+# How long a shadow route stays (the module doc): babeld 1.12 appears to
+# read the routing table again after a change it is told of, so the shadow
+# must still be there when it does; sroamd would be done with add, delete
+# and delete again in well under a millisecond.
 SHADOW_HOLD = 0.05
 
 

@@ -3,7 +3,7 @@
 
 Run in the namespace that holds the bridges (netlab's "sw"):
 
-    babel_sniff.py OUT
+    babel_sniff.py OUT [-v]
 
 A packet socket sees every frame as it enters a bridge port (frames the
 bridge sends out are skipped, so each packet is seen once, unicast ones
@@ -14,7 +14,8 @@ too).  For each Babel packet (UDP port 6696) one line goes to OUT:
 with the TLVs that matter for a route move (RFC 8966; AE 4 is RFC 9229's
 v4-via-v6): U<prefix>:<metric>:<seqno> an update (metric 65535: a
 retraction), R<prefix> a route request (R* for all), S<prefix>:<seqno> a
-seqno request.  Hellos and IHUs are counted as H.  A diagnostic tool, for
+seqno request.  Hellos and IHUs are counted as H; -v adds each packet's
+bytes (raw:HEX).  A diagnostic tool, for
 bench/roam.py --sniff: prefix compression and router ids are decoded, sub-
 TLVs skipped.
 """
