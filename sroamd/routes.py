@@ -249,8 +249,8 @@ class RouteManager:
                 request["proto"] = proto
                 request["table"] = RT_TABLE_MAIN
             try:
-                routes = self.rtnl.dump(request, RTM_GETROUTE,
-                                        keep=_ours_raw if proto == PROTO_SROAMD else _of_protocol(proto))
+                keep = _ours_raw if proto == PROTO_SROAMD else _of_protocol(proto)
+                routes = self.rtnl.dump(request, RTM_GETROUTE, keep=keep)
             except OSError as e:
                 log.error("cannot list routes: %s", e)
                 return None
@@ -360,7 +360,8 @@ class RouteManager:
     def _delete(self, address: bytes, prefixlen: int, ifindex: int, metric: int,
                 proto: int = PROTO_SROAMD) -> bool:
         try:
-            self.rtnl.request(self._message(address, prefixlen, ifindex, metric, proto), RTM_DELROUTE)
+            self.rtnl.request(self._message(address, prefixlen, ifindex, metric, proto),
+                              RTM_DELROUTE)
         except OSError as e:
             if e.errno not in (errno.ESRCH, errno.ENODEV):  # already gone with its link
                 self.failures["remove_" + errno.errorcode.get(e.errno, str(e.errno))] += 1
