@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--route-metric", metavar="METRIC", type=_argtype(parse_int, "route metric", 0, 0xFFFFFFFF),
                    help="metric of the client host routes (default 128; run babeld with "
                         "'kernel-priority 256' so that ours win over its routes)")
+    p.add_argument("--retract-proto", metavar="PROTO", type=_argtype(parse_int, "retract protocol", 0, 255),
+                   help="protocol of the shadow route added for a moment before a client's "
+                        "route is deleted, so that babeld retracts it (default 45; babeld "
+                        "needs 'redistribute proto 45 metric 65534'; 0: none)")
     p.add_argument("--node-id", metavar="HEX", type=_argtype(parse_node_id),
                    help="this node's 8-byte id (16 hex digits); default: generated once and "
                         "kept in STATE_DIR/node_id, so that a restart keeps the stations")
@@ -128,7 +132,7 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
     if args.flood_allow:
         config.flood_allow = list(args.flood_allow)
     for name in ("station_source", "ubus_socket", "hostapd_dir", "lease_time", "route_metric",
-                 "node_id", "state_dir", "max_data", "sync_grace"):
+                 "retract_proto", "node_id", "state_dir", "max_data", "sync_grace"):
         value = getattr(args, name)
         if value is not None:
             setattr(config, name, value)

@@ -199,7 +199,9 @@ class ClientService:
         self._started_at = self._loop.time()
         rtnl = Rtnl(strict=True)
         # The proto-44 routes already there (we restarted) are kept until synced().
-        self.routes = RouteManager(self.config.route_metric, rtnl, hold=not self.is_synced)
+        self.routes = RouteManager(self.config.route_metric, rtnl, hold=not self.is_synced,
+                                   retract_proto=self.config.retract_proto,
+                                   later=self._loop.call_later)
         self.sender = PacketSender()
         self.rs = RsReceiver()
         self._loop.add_reader(self.rs.fileno(), self._on_rs)
@@ -245,6 +247,7 @@ class ClientService:
             if timer is not None:
                 timer.cancel()
         self._reconcile_timer = self._release_timer = self._sweep_timer = None
+        self.routes.later = None  # (no loop to run them after this)
         if self.withdraw_at_stop:
             infos = [info for info in map(self._link_info, self.config.interfaces) if info]
             for ifname, frame in self.ra.final(infos):
@@ -253,6 +256,7 @@ class ClientService:
         else:
             log.info("leaving %d routes in the kernel for the next start",
                      self.routes.status()["installed"])
+        self.routes.drop_shadows()
         self.links.stop(self._loop)
         self._loop.remove_reader(self.rs.fileno())
         for name in list(self.dhcp_sockets):
@@ -265,7 +269,14 @@ class ClientService:
     # -- what the roaming engine calls -------------------------------------
 
     def client_arrived(self, ifname: str, mac: bytes) -> None:
-        """The client is associated here: routes, ARP + NA at once, RAs."""
+        """The client is associated here: routes, ARP + NA at once, RAs.
+
+        In that order, and the RA only at the next turn of the event loop:
+        a client that roamed keeps its addresses, so its traffic flows again
+        once the routes are in (babeld hears of them) and it knows our MAC
+        for the gateway; the RA (built anew, and its lease extension
+        flooded: ~0.5 ms) restores nothing and would only delay the rest
+        of the station event."""
         self.clients[mac] = ifname
         self._sync_routes(mac)
         link = self.links.get(ifname) if self.links else None
@@ -274,6 +285,14 @@ class ClientService:
                 self._send(ifname, frame)
             self.announced += 1
         self.ra.track(ifname, mac)
+        if self._loop is None:
+            self._arrival_ra(ifname, mac)
+        else:
+            self._loop.call_soon(self._arrival_ra, ifname, mac)
+
+    def _arrival_ra(self, ifname: str, mac: bytes) -> None:
+        if self.clients.get(mac) != ifname:
+            return  # gone (or moved) meanwhile
         frame = self.ra.unsolicited(mac, self._link_info(ifname))
         if frame is not None:
             self._send(ifname, frame)

@@ -18,6 +18,7 @@ DEFAULT_LEASE_TIME = 1800  # seconds, as upstream
 # has just moved to our host route wins over babeld's route to the old AP.
 # Not 0: the kernel turns an IPv6 metric of 0 into 1024.
 DEFAULT_ROUTE_METRIC = 128
+DEFAULT_RETRACT_PROTO = 45  # babeld: 'redistribute proto 45 metric 65534' (README)
 STATION_SOURCES = ("auto", "ubus", "hostapd", "none")
 # Where the node id is kept when none is configured (written once, at first start).
 DEFAULT_STATE_DIR = "/etc/sroamd"
@@ -46,6 +47,9 @@ class Config:
     hostapd_dir: str = DEFAULT_HOSTAPD_DIR
     lease_time: int = DEFAULT_LEASE_TIME
     route_metric: int = DEFAULT_ROUTE_METRIC
+    # Protocol of the shadow route that makes babeld retract a client's route
+    # (routes.py: babeld 1.12 retracts ::/0 instead); 0: none.
+    retract_proto: int = DEFAULT_RETRACT_PROTO
     enabled: bool = True  # UCI 'option enabled 0': the daemon refuses to start
     node_id: bytes | None = None  # 8 bytes; None: kept in state_dir/node_id
     state_dir: str = DEFAULT_STATE_DIR
@@ -91,6 +95,7 @@ class Config:
             "hostapd_dir": self.hostapd_dir,
             "lease_time": self.lease_time,
             "route_metric": self.route_metric,
+            "retract_proto": self.retract_proto,
             "node_id": self.node_id.hex() if self.node_id else None,
             "state_dir": self.state_dir,
             "flood_listen": [str(a) for a in self.flood_listen],

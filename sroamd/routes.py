@@ -30,6 +30,31 @@ ours (DESIGN.md 6).  Once babeld's route goes, ours gets in.
 
 Note: the kernel turns an IPv6 route metric of 0 into 1024.
 
+Withdrawing a route so that Babel hears of it (retract_proto).  babeld
+1.12.1 (Debian's; tests/test_babel_retraction.py shows it) does not retract
+a redistributed route that leaves the kernel: its flush sends the
+retraction for ::/0 instead of the route's prefix (`Sending update to eth0
+for ::/0 from ::/0.` at debug 2), for a /32 as for a /64, alone or not.
+The other routers keep the old AP's route for a client that left it, and
+switch only when that AP re-announces the route it learned from the new AP,
+or when the stale route expires.  babeld does announce a route whose
+protocol changes, with the right prefix: so before deleting one of ours we
+add a "shadow" route to the same prefix, of protocol retract_proto, on the
+same interface, one metric below ours in rank (metric + 1: no clash, and
+ours carries the traffic while both are there), delete ours, and delete the
+shadow SHADOW_HOLD (50 ms) later.  babeld, told to redistribute that
+protocol with 'redistribute proto 45 metric 65534', reads a change of the
+route to metric 65534 (queued as an update for the right prefix: with a
+link's cost added, beyond the metric babeld calls infinite, a retraction in
+effect), then its end (the broken flush, whose urgent ::/0 retraction sends
+the queue at once; our prefix has neither an xroute nor a route by then, so
+babeld sends a real retraction for it if the update had not left yet).  The
+hold: babeld 1.12 appears to read the routing table again after a change
+it is told of rather than the change itself: a shadow deleted at once was
+missed in most tries in the rig (no "change xroute" on its local
+interface), one held 50 ms never was.  If babeld does not redistribute protocol 45 the shadow is
+ignored and the withdrawal is what it was; retract_proto 0 turns this off.
+
 Netlink calls are made through sroamd.rtnl (pyroute2's message classes on a
 non-blocking socket: works with pyroute2 0.7 and 0.9, and never blocks the
 event loop).
@@ -41,6 +66,7 @@ import errno
 import logging
 import socket
 from collections import Counter
+from typing import Callable
 
 from sroamd.rtnl import Rtnl  # (first: it keeps pyroute2's package import light)
 
@@ -58,6 +84,11 @@ RTN_UNICAST = 1
 _PROTOCOL_OFFSET = 16 + 5
 
 Key = tuple[bytes, int]  # (address: 4 or 16 bytes, prefix length)
+# How long a shadow route stays (the module doc): babeld 1.12 appears to
+# read the routing table again after a change it is told of, so the shadow
+# must still be there when it does; sroamd would be done with add, delete
+# and delete again in well under a millisecond.
+SHADOW_HOLD = 0.05
 
 
 def _family(address: bytes) -> int:
@@ -68,15 +99,29 @@ def route_text(address: bytes, prefixlen: int) -> str:
     return f"{socket.inet_ntop(_family(address), address)}/{prefixlen}"
 
 
-def _ours_raw(data: bytes, offset: int) -> bool:
-    """A route of protocol 44 (looked at before decoding)."""
-    return len(data) > offset + _PROTOCOL_OFFSET and \
-        data[offset + _PROTOCOL_OFFSET] == PROTO_SROAMD
+def _of_protocol(proto: int):
+    def keep(data: bytes, offset: int) -> bool:
+        """A route of protocol `proto` (looked at before decoding)."""
+        return len(data) > offset + _PROTOCOL_OFFSET and data[offset + _PROTOCOL_OFFSET] == proto
+    return keep
+
+
+_ours_raw = _of_protocol(PROTO_SROAMD)
 
 
 class RouteManager:
-    def __init__(self, metric: int, rtnl: Rtnl | None = None, hold: bool = False):
+    def __init__(self, metric: int, rtnl: Rtnl | None = None, hold: bool = False,
+                 retract_proto: int = 0,
+                 later: Callable[[float, Callable[[], None]], object] | None = None):
         self.metric = metric
+        # Protocol of the shadow route added before a withdrawal (0: none).
+        self.retract_proto = retract_proto
+        # later(delay, fn): runs fn after delay seconds (the event loop's
+        # call_later); None: shadows go at once (what babeld may miss).
+        self.later = later
+        self.pending_shadows: set[tuple[bytes, int, int, int]] = set()
+        self.shadows = 0  # withdrawals made with a shadow route
+        self.stale_shadows = 0  # shadow routes found in the kernel (a crash mid-withdrawal)
         self.rtnl = rtnl or Rtnl(strict=True)
         # What the client service wants: (address, prefixlen) -> (ifindex, ifname).
         self.wanted: dict[Key, tuple[int, str]] = {}
@@ -109,7 +154,7 @@ class RouteManager:
         self.failing.discard(key)
         removed = False
         for ifindex, metric in self.present.pop(key, ()):
-            removed |= self._delete(address, prefixlen, ifindex, metric)
+            removed |= self._withdraw(address, prefixlen, ifindex, metric)
         return removed
 
     def release(self) -> None:
@@ -148,7 +193,7 @@ class RouteManager:
                     continue
                 log.info("removing unwanted route %s dev %d proto %d metric %d",
                          route_text(*key), ifindex, PROTO_SROAMD, metric)
-                self._delete(key[0], key[1], ifindex, metric)
+                self._withdraw(key[0], key[1], ifindex, metric)
                 routes.discard((ifindex, metric))
             if not routes:
                 del kernel[key]
@@ -168,7 +213,22 @@ class RouteManager:
                     self.repaired += 1
             else:
                 self._install(key)  # refused before (EEXIST...): try again, quietly
+        if self.retract_proto:
+            self._remove_stale_shadows(ifindexes)
         return True
+
+    def _remove_stale_shadows(self, ifindexes: set[int]) -> None:
+        """A shadow route lives for microseconds; one still there (sroamd
+        killed between its add and its delete) would have babeld announce
+        the client from here for ever."""
+        for key, routes in (self._dump(ifindexes, self.retract_proto) or {}).items():
+            for ifindex, metric in routes:
+                if (*key, ifindex, metric) in self.pending_shadows:
+                    continue  # (its time is not up yet)
+                log.warning("removing a shadow route %s dev %d proto %d metric %d left behind",
+                            route_text(*key), ifindex, self.retract_proto, metric)
+                self.stale_shadows += 1
+                self._delete(key[0], key[1], ifindex, metric, self.retract_proto)
 
     def remove_all(self, ifindexes: set[int]) -> None:
         """Stop for good: no proto-44 route left on these interfaces."""
@@ -179,21 +239,23 @@ class RouteManager:
             for key in list(self.present):
                 self.remove(*key)
 
-    def _dump(self, ifindexes: set[int]) -> dict[Key, set[tuple[int, int]]] | None:
+    def _dump(self, ifindexes: set[int],
+              proto: int = PROTO_SROAMD) -> dict[Key, set[tuple[int, int]]] | None:
         out: dict[Key, set[tuple[int, int]]] = {}
         for family in (socket.AF_INET, socket.AF_INET6):
             request = rtmsg()
             request["family"] = family
             if getattr(self.rtnl, "strict", False):  # the kernel sends only these
-                request["proto"] = PROTO_SROAMD
+                request["proto"] = proto
                 request["table"] = RT_TABLE_MAIN
             try:
-                routes = self.rtnl.dump(request, RTM_GETROUTE, keep=_ours_raw)
+                keep = _ours_raw if proto == PROTO_SROAMD else _of_protocol(proto)
+                routes = self.rtnl.dump(request, RTM_GETROUTE, keep=keep)
             except OSError as e:
                 log.error("cannot list routes: %s", e)
                 return None
             for route in routes:
-                if route["proto"] != PROTO_SROAMD:
+                if route["proto"] != proto:
                     continue
                 table = route.get_attr("RTA_TABLE") or route["table"]
                 ifindex = route.get_attr("RTA_OIF")
@@ -211,13 +273,13 @@ class RouteManager:
         return self.metric
 
     def _message(self, address: bytes, prefixlen: int, ifindex: int,
-                 metric: int | None = None):
+                 metric: int | None = None, proto: int = PROTO_SROAMD):
         family = _family(address)
         msg = rtmsg()
         msg["family"] = family
         msg["dst_len"] = prefixlen
         msg["table"] = RT_TABLE_MAIN
-        msg["proto"] = PROTO_SROAMD
+        msg["proto"] = proto
         msg["scope"] = RT_SCOPE_LINK if family == socket.AF_INET else RT_SCOPE_UNIVERSE
         msg["type"] = RTN_UNICAST
         msg["attrs"] = [("RTA_DST", socket.inet_ntop(family, address)),
@@ -263,16 +325,51 @@ class RouteManager:
         self.added += 1
         return True
 
-    def _delete(self, address: bytes, prefixlen: int, ifindex: int, metric: int) -> bool:
+    def _withdraw(self, address: bytes, prefixlen: int, ifindex: int, metric: int) -> bool:
+        """Delete one of our routes so that babeld retracts it (see the module
+        doc: the shadow route of protocol retract_proto, deleted SHADOW_HOLD
+        later when a scheduler was given, at once otherwise)."""
+        if not self.retract_proto or metric >= 0xFFFFFFFF:
+            return self._delete(address, prefixlen, ifindex, metric)
+        shadow = (address, prefixlen, ifindex, metric + 1)
         try:
-            self.rtnl.request(self._message(address, prefixlen, ifindex, metric), RTM_DELROUTE)
+            self.rtnl.request(self._message(*shadow, self.retract_proto), RTM_NEWROUTE,
+                              NLM_F_CREATE | NLM_F_EXCL)
+        except OSError as e:  # (one left by a crash: EEXIST, fine; else plain delete)
+            if e.errno != errno.EEXIST:
+                return self._delete(address, prefixlen, ifindex, metric)
+        deleted = self._delete(address, prefixlen, ifindex, metric)
+        self.shadows += 1
+        if self.later is None:
+            self._drop_shadow(shadow)
+        else:
+            self.pending_shadows.add(shadow)
+            self.later(SHADOW_HOLD, lambda: self._drop_shadow(shadow))
+        return deleted
+
+    def drop_shadows(self) -> None:
+        """The shadows whose time is not up, now (at stop: no loop after)."""
+        for shadow in list(self.pending_shadows):
+            self._drop_shadow(shadow)
+
+    def _drop_shadow(self, shadow: tuple[bytes, int, int, int]) -> None:
+        if shadow in self.pending_shadows or self.later is None:
+            self.pending_shadows.discard(shadow)
+            self._delete(*shadow, self.retract_proto)  # (an error is logged and counted)
+
+    def _delete(self, address: bytes, prefixlen: int, ifindex: int, metric: int,
+                proto: int = PROTO_SROAMD) -> bool:
+        try:
+            self.rtnl.request(self._message(address, prefixlen, ifindex, metric, proto),
+                              RTM_DELROUTE)
         except OSError as e:
             if e.errno not in (errno.ESRCH, errno.ENODEV):  # already gone with its link
                 self.failures["remove_" + errno.errorcode.get(e.errno, str(e.errno))] += 1
                 log.error("cannot remove route %s: %s", route_text(address, prefixlen),
                           e.strerror or e)
             return False
-        self.removed += 1
+        if proto == PROTO_SROAMD:
+            self.removed += 1  # (shadows are counted apart)
         return True
 
     def close(self) -> None:
@@ -285,4 +382,5 @@ class RouteManager:
                 "wanted": len(self.wanted), "failing": len(self.failing),
                 "held": self.held if self.holding else 0,
                 "added": self.added, "removed": self.removed, "repaired": self.repaired,
+                "shadows": self.shadows, "stale_shadows": self.stale_shadows,
                 "reconciles": self.reconciles, "failures": dict(self.failures)}

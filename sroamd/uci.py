@@ -436,6 +436,7 @@ OPTIONS: dict[str, tuple[bool, Callable[[str], object]]] = {
     "hostapd_dir": (False, parse_path),
     "lease_time": (False, lambda v: parse_int(v, "lease time", 60, 86400 * 7)),
     "route_metric": (False, lambda v: parse_int(v, "route metric", 0, 0xFFFFFFFF)),
+    "retract_proto": (False, lambda v: parse_int(v, "retract protocol", 0, 255)),
     "node_id": (False, parse_node_id),
     "state_dir": (False, parse_path),
     "flood_listen": (True, parse_address),
@@ -495,7 +496,7 @@ def config_from_section(section: UciSection, filename: str,
         return ConfigError(f"{filename}:{lines[name]}: {e}")
 
     for name in ("enabled", "debug", "port", "station_source", "ubus_socket", "hostapd_dir",
-                 "lease_time", "route_metric", "node_id", "state_dir", "max_data",
+                 "lease_time", "route_metric", "retract_proto", "node_id", "state_dir", "max_data",
                  "sync_grace"):
         if values.get(name):
             setattr(config, name, values[name][0])

@@ -669,8 +669,13 @@ class Lab:
         return Supplicant(self, client, identity, password, debug)
 
     def babeld(self, ns: Netns, ifaces: Iterable[str],
-               extra: Iterable[str] = ()) -> Process:
-        """babeld on ifaces, redistributing proto 44 (sroamd's host routes).
+               extra: Iterable[str] = (), redistribute: Iterable[str] = ()) -> Process:
+        """babeld on ifaces, redistributing proto 44 (sroamd's host routes)
+        and 45 (its shadow routes).
+
+        redistribute: statements put before 'redistribute local deny' (the
+        first filter that matches wins), e.g. 'redistribute local ip
+        203.0.113.1/32 allow'.
 
         Runs in the foreground rather than with -D so the PID we track is
         babeld's own (no pidfile race); -I/-S/-L still point into the Lab
@@ -683,7 +688,12 @@ class Lab:
                 "-S", os.path.join(base, "babeld.state"),
                 "-L", os.path.join(base, "babeld.log"),
                 "-C", "redistribute proto 44 allow",
-                "-C", "redistribute local deny",
+                # sroamd's shadow routes (routes.py: babeld then retracts
+                # a deleted client route for real)
+                "-C", "redistribute proto 45 metric 65534"]
+        for stmt in redistribute:
+            argv += ["-C", stmt]
+        argv += ["-C", "redistribute local deny",
                 "-C", "kernel-priority 256",
                 "-C", "default hello-interval 1"]
         for stmt in extra:

@@ -62,6 +62,28 @@ def main():
     out["after_v6"] = ip("-6", "route", "show", "proto", "44")
     out["babel_route_kept"] = ip("-4", "route", "show", "192.0.2.88/32")
     out["status"] = manager.status()
+    # Withdrawals with a shadow route (protocol 45, for babeld): none left
+    # behind; one left by a crash goes at the next reconcile.
+    # The shadow stays until later() runs it (SHADOW_HOLD: babeld must see it).
+    pending = []
+    shadowing = RouteManager(metric=128, rtnl=manager.rtnl, retract_proto=45,
+                             later=lambda delay, fn: pending.append((delay, fn)))
+    v4b = socket.inet_pton(socket.AF_INET, "192.0.2.76")
+    shadowing.add(ifindex, v4b, 32, ifname)
+    shadowing.add(ifindex, v6, 64, ifname)
+    out["shadow_removed"] = [shadowing.remove(v4b, 32), shadowing.remove(v6, 64)]
+    out["shadow_held"] = ip("route", "show", "proto", "45") + ip("-6", "route", "show", "proto", "45")
+    out["shadow_delays"] = [delay for delay, _ in pending]
+    shadowing.reconcile({ifindex})  # (a pending shadow is not a stale one)
+    out["shadow_held_reconciled"] = ip("route", "show", "proto", "45")
+    for _, fn in pending:
+        fn()
+    out["shadow_left"] = ip("route", "show", "proto", "45") + ip("-6", "route", "show", "proto", "45")
+    out["shadow_routes_left"] = ip("route", "show", "192.0.2.76/32")
+    ip("route", "add", "192.0.2.97/32", "dev", ifname, "proto", "45", "metric", "129")
+    shadowing.reconcile({ifindex})
+    out["stale_shadow_left"] = ip("route", "show", "proto", "45")
+    out["shadow_status"] = shadowing.status()
     changes = []
     links = LinkTable([ifname, "absent0"], manager.rtnl, lambda *change: changes.append(change))
     links.refresh()

@@ -90,6 +90,47 @@ def test_arrival_installs_routes_and_announces(service):
     s.client_left(A)  # twice: nothing
 
 
+class SoonLoop:
+    """Records call_soon (what the event loop would run at its next turn)."""
+
+    def __init__(self):
+        self.soon = []
+
+    def call_soon(self, fn, *args):
+        self.soon.append((fn, args))
+
+    def call_later(self, delay, fn, *args):
+        return type("Handle", (), {"cancel": lambda self: None})()
+
+    def run_soon(self):
+        soon, self.soon = self.soon, []
+        for fn, args in soon:
+            fn(*args)
+
+
+def test_arrival_sends_arp_and_na_at_once_and_the_ra_next(service):
+    """The routes and ARP/NA are what a roamed client needs: the RA (built
+    anew, its lease extension flooded) waits for the next loop turn."""
+    s = service
+    s._loop = SoonLoop()
+    s.leases.ipv4_lease(A, None, 1800)
+    s.leases.ipv6_lease(A)
+    s.client_arrived("wl0", A)
+    assert len(s.routes.table) == 2
+    assert [frame[12:14] for _, frame in s.sender.sent] == [b"\x08\x06", b"\x86\xdd"]
+    s._loop.run_soon()
+    assert [frame[12:14] for _, frame in s.sender.sent] == [b"\x08\x06", b"\x86\xdd", b"\x86\xdd"]
+    assert s.sender.sent[2][1][54] == 134  # ICMPv6 router advertisement
+    # Gone before the loop came round: no RA.
+    s.sender.sent.clear()
+    s.client_left(A)
+    s.client_arrived("wl0", A)
+    s.client_left(A)
+    s._loop.run_soon()
+    assert [frame[12:14] for _, frame in s.sender.sent] == [b"\x08\x06", b"\x86\xdd"]
+    s._loop = None
+
+
 def test_new_lease_of_served_client_gets_route_and_moved_lease_loses_it(service):
     s = service
     s.client_arrived("wl0", A)

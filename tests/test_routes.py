@@ -94,6 +94,16 @@ def test_routes_with_pyroute2(netns, which):
     assert out["remove_v4"] is True and out["remove_v4_again"] is False
     # remove_all (a stop for good) leaves no proto-44 route on the interface.
     assert out["after_v4"] == "" and out["after_v6"] == ""
+    # Withdrawn with a shadow route each (routes.py): nothing of either left;
+    # a shadow left behind (a crash mid-withdrawal) removed by the reconcile.
+    assert out["shadow_removed"] == [True, True]
+    assert "192.0.2.76 dev wl0 scope link metric 129" in out["shadow_held"]
+    assert "2001:db8:4444:7::/64 dev wl0 metric 129" in out["shadow_held"]
+    assert out["shadow_delays"] == [0.05, 0.05]
+    assert "192.0.2.76" in out["shadow_held_reconciled"]
+    assert out["shadow_left"] == "" and out["shadow_routes_left"] == ""
+    assert out["stale_shadow_left"] == ""
+    assert out["shadow_status"]["shadows"] == 2 and out["shadow_status"]["stale_shadows"] == 1
     # The link table (index, MAC, state, addresses; the shared link-local preferred).
     link = out["link"]
     assert link["name"] == "wl0" and link["old"] is None and link["index"] > 0
