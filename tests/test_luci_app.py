@@ -172,6 +172,8 @@ CASES = [
     ("lease_time", "59", False), ("lease_time", "604801", False), ("lease_time", "1h", False),
     ("route_metric", "0", False), ("route_metric", "4294967295", False),
     ("route_metric", "4294967296", False), ("route_metric", "-1", False),
+    ("retract_proto", "0", False), ("retract_proto", "45", False), ("retract_proto", "255", False),
+    ("retract_proto", "256", False), ("retract_proto", "-1", False), ("retract_proto", "x", False),
     ("node_id", "0123456789abcdef", False), ("node_id", "01:23:45:67:89:AB:CD:EF", False),
     ("node_id", "0000000000000000", False), ("node_id", "0123456789abcde", False),
     ("node_id", "0123456789abcdeg", False), ("node_id", "0123456789abcdef00", False),
@@ -199,7 +201,7 @@ FULL_CONFIG = {
     "max_data": "200000", "node_id": "0123456789abcdef", "state_dir": "/etc/sroamd",
     "sync_grace": "10", "station_source": "ubus", "ubus_socket": "/var/run/ubus/ubus.sock",
     "hostapd_dir": "/var/run/hostapd", "lease_time": "1800", "route_metric": "128",
-    "debug": "1",
+    "retract_proto": "45", "debug": "1",
 }
 
 

@@ -311,6 +311,11 @@ return view.extend({
 			rangeCheck(0, 4294967295));
 		o.placeholder = '128';
 
+		o = check(s.taboption('advanced', form.Value, 'retract_proto', _('Retraction protocol'),
+			_('Protocol (1 to 255; 0: none) of a shadow route added for an instant before a client\'s route is deleted, so that babeld retracts the right prefix (babeld 1.12 retracts ::/0). babeld needs "redistribute proto 45 metric 65534".')),
+			rangeCheck(0, 255));
+		o.placeholder = '45';
+
 		o = check(s.taboption('advanced', form.Value, 'node_id', _('Node id'),
 			_('This node\'s id, 16 hex digits. Default: generated once and kept in the state directory, so that a restart keeps its stations.')),
 			checks.node_id);
