@@ -51,6 +51,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Iterable
 
 from sroamd.config import DEFAULT_LEASE_TIME
+from sroamd.leases import reserved_lease_keys
 from sroamd.roaming import ASSOCIATION_TIME
 from sroamd.store import ASSOCIATION, IPV4_LEASE, IPV6_LEASE, KEY_LENGTHS
 
@@ -191,25 +192,6 @@ def default_max_data(ipv4_prefix: IPv4Network | None, ipv6_prefix: IPv6Network |
     v6 = min(1 << (64 - ipv6_prefix.prefixlen), IPV6_LEASES_CAP) if ipv6_prefix is not None else 0
     wanted = v4 + v6 + ASSOCIATIONS_PER_LEASE * max(v4, v6)
     return max(MIN_MAX_DATA, min(MAX_DEFAULT_DATA, wanted))
-
-
-def reserved_lease_keys(ipv4_prefix: IPv4Network | None, ipv6_prefix: IPv6Network | None,
-                        gateway: IPv4Address | None) -> frozenset[bytes]:
-    """Lease keys no client ever holds, the same on every node of the domain
-    (leases.py never hands them out): the IPv4 prefix's network and
-    broadcast addresses, the shared gateway, the first /64 of the IPv6 prefix
-    (infrastructure).  A lease of one of them naming a client served here
-    would route the gateway or the infrastructure to that client."""
-    keys = set()
-    if ipv4_prefix is not None:
-        if ipv4_prefix.prefixlen <= 30:
-            keys.add(bytes([IPV4_LEASE]) + ipv4_prefix.network_address.packed)
-            keys.add(bytes([IPV4_LEASE]) + ipv4_prefix.broadcast_address.packed)
-        if gateway is not None and gateway in ipv4_prefix:
-            keys.add(bytes([IPV4_LEASE]) + gateway.packed)
-    if ipv6_prefix is not None:
-        keys.add(bytes([IPV6_LEASE]) + ipv6_prefix.network_address.packed[:8])
-    return frozenset(keys)
 
 
 class DataPolicy:

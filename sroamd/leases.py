@@ -77,6 +77,27 @@ RELEASED = b""
 DECLINED = bytes(6)
 
 
+def reserved_lease_keys(ipv4_prefix: ipaddress.IPv4Network | None,
+                        ipv6_prefix: ipaddress.IPv6Network | None,
+                        gateway: ipaddress.IPv4Address | None) -> frozenset[bytes]:
+    """Lease keys no client ever holds, the same on every node of the domain
+    (never handed out, see the module doc; the flooding policy refuses them
+    from peers): the IPv4 prefix's network and broadcast addresses, the
+    shared gateway, the first /64 of the IPv6 prefix (infrastructure).  A
+    lease of one of them naming a client served here would route the gateway
+    or the infrastructure to that client."""
+    keys = set()
+    if ipv4_prefix is not None:
+        if ipv4_prefix.prefixlen <= 30:
+            keys.add(bytes([IPV4_LEASE]) + ipv4_prefix.network_address.packed)
+            keys.add(bytes([IPV4_LEASE]) + ipv4_prefix.broadcast_address.packed)
+        if gateway is not None and gateway in ipv4_prefix:
+            keys.add(bytes([IPV4_LEASE]) + gateway.packed)
+    if ipv6_prefix is not None:
+        keys.add(bytes([IPV6_LEASE]) + ipv6_prefix.network_address.packed[:8])
+    return frozenset(keys)
+
+
 class Bitmap:
     """Which of size entries are taken: one bit each, and one byte per 8
     entries that is 1 when all 8 are taken, so that bytearray.find(0) finds a
