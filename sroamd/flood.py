@@ -616,7 +616,7 @@ class Flooder:
         cache = self._tlv_cache
         parts: list[bytes | None] = []
         missing: list[tuple[int, Datum]] = []
-        fields: list[dict] = []
+        fields: list[tuple] = []
         for datum in data:
             left = store.remaining(datum, now)
             if shared:
@@ -632,20 +632,19 @@ class Flooder:
             if shared:
                 missing.append((len(parts), datum))
                 parts.append(None)
-            fields.append({"seqno": datum.seqno, "time": left, "key": datum.key,
-                           "value": datum.value})
+            fields.append((datum.key, datum.seqno, datum.value, left))
         if not fields:
             return b"".join(parts), len(parts)
         built = build_fields(fields)
         if not shared:
             return built, len(fields)
         offset = 0
-        for (index, datum), field in zip(missing, fields):
-            length = tlv_length(field["key"], field["value"])
+        for (index, datum), (key, seqno, value, left) in zip(missing, fields):
+            length = tlv_length(key, value)
             tlv = built[offset:offset + length]
             offset += length
             parts[index] = tlv
-            cache[datum.key] = (datum, field["seqno"], field["time"], field["value"], tlv)
+            cache[datum.key] = (datum, seqno, left, value, tlv)
         if len(cache) > TLV_CACHE_MAX:
             cache.clear()
         elif self._cache_clear is None:

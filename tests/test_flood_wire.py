@@ -71,12 +71,12 @@ def test_round_trip_extremes():
         assert parse_tlvs(build_update(update))[0] == [update]
 
 
-def test_batches_longer_than_batch_max_round_trip():
-    """Bursts are parsed and built in batches of BATCH_MAX Updates: runs
-    across batch boundaries, between pads and markers, cut anywhere."""
-    from sroamd.wire.flood import BATCH_MAX, DUMP_BEGIN, DUMP_BEGIN_BODY, build_updates, parse_stream
+def test_long_runs_round_trip():
+    """Bursts are parsed and built as runs of Updates: a long run, broken by
+    a pad and a marker, cut anywhere."""
+    from sroamd.wire.flood import DUMP_BEGIN, DUMP_BEGIN_BODY, build_updates, parse_stream
     updates = [Update(bytes([0]) + n.to_bytes(4, "big"), n & 0xFFFF, n.to_bytes(6, "big"),
-                      n * 7) for n in range(3 * BATCH_MAX + 5)]
+                      n * 7) for n in range(773)]
     raw = build_updates(updates)
     assert raw == b"".join(build_update(u) for u in updates)
     stream = raw[:500] + b"\x00" + DUMP_BEGIN + raw[500:]

@@ -14,22 +14,22 @@ sroamd skips PadN whatever it holds, and a peer that sees both knows when it
 has the whole dump (the protocol has no such marker otherwise).
 
 Speed (issue 11): a dump or a burst carries thousands of Updates, so they
-are parsed and built as a batch: UPDATE_BATCH, an Array of UPDATE_TLV, run
-through construct's compiled mode (Struct.compile() generates Python source
-for the declaration: no per-field interpretation).  The Update TLV is
-declared flat (its length and key length as Rebuild fields) because
-construct compiles Prefixed for parsing only.  Compiled code does not check
-that a read got all the bytes it asked for, so the framing loop below
-checks every TLV is complete and consistent before the batch parser sees it.
+are parsed and built as a batch, by a codec derived from UPDATE_TLV
+(wire.flat.FlatCodec: one struct.Struct for the fixed fields, slices for the
+key and the value, no per-Update container).  The Update TLV is declared
+flat (its length and key length as Rebuild fields) for that.  The framing
+loop below checks every TLV is complete and consistent before the batch
+parser sees it (a partial TLV is left for the next read).
 """
 
 from __future__ import annotations
 
-import struct
 from typing import NamedTuple
 
-from construct import (Array, Byte, Bytes, Const, ConstructError, GreedyBytes, Int16ub,
-                       Int32ub, Prefixed, Rebuild, Struct, len_, this)
+from construct import (Byte, Bytes, Const, ConstructError, GreedyBytes, Int16ub, Int32ub,
+                       Prefixed, Rebuild, Struct, len_, this)
+
+from sroamd.wire.flat import FlatCodec
 
 HANDSHAKE = Struct("magic" / Const(44, Byte), "version" / Const(1, Byte),
                    "reserved" / Bytes(2))
@@ -48,13 +48,6 @@ UPDATE_TLV = Struct(
     "key" / Bytes(this.keylen),
     "value" / Bytes(this.length - UPDATE_FIXED - this.keylen),
 )
-# A run of Updates (a dump's batch, a burst): count given at parse and build.
-UPDATE_BATCH = Array(this.count, UPDATE_TLV)
-# Most Updates in one batch: construct makes a container per Update, and a
-# batch of thousands would raise the daemon's memory high-water mark by
-# megabytes (pymalloc keeps it) for no gain in speed.
-BATCH_MAX = 256
-_UPDATE_BATCH = UPDATE_BATCH.compile()
 
 # PadN and every other TLV but Pad1 (which has no length byte).
 TLV = Struct("type" / Byte, "body" / Prefixed(Byte, GreedyBytes))
@@ -81,6 +74,11 @@ class Update(NamedTuple):
     time: int  # remaining seconds
 
 
+# Runs of Updates (a dump's batch, a burst) parsed to Update tuples and built
+# from anything with Update's fields in Update's order.
+_UPDATES = FlatCodec(UPDATE_TLV, fields=Update._fields, make=Update)
+
+
 def tlv_length(key: bytes, value: bytes) -> int:
     """Bytes of the Update TLV for key and value (type and length included)."""
     return 2 + UPDATE_FIXED + len(key) + len(value)
@@ -89,24 +87,19 @@ def tlv_length(key: bytes, value: bytes) -> int:
 def build_updates(updates) -> bytes:
     """The Update TLVs of updates (Update or anything with the same fields),
     one after the other, built as one batch."""
-    fields = []
+    updates = list(updates)
     for update in updates:
         if UPDATE_FIXED + len(update.key) + len(update.value) > MAX_BODY:
             raise FloodFormatError("datum too large for one Update TLV")
-        fields.append({"seqno": update.seqno, "time": update.time,
-                       "key": update.key, "value": update.value})
-    return build_fields(fields)
+    return build_fields(updates)
 
 
-def build_fields(fields: list[dict]) -> bytes:
-    """build_updates for Updates given as UPDATE_TLV's fields (seqno, time,
-    key, value), their sizes checked by the caller."""
+def build_fields(updates: list) -> bytes:
+    """build_updates for (key, seqno, value, time) tuples whose sizes the
+    caller checked."""
     try:
-        return b"".join(_UPDATE_BATCH.build(fields[i:i + BATCH_MAX],
-                                            count=min(BATCH_MAX, len(fields) - i))
-                        for i in range(0, len(fields), BATCH_MAX))
-    except (ConstructError, struct.error, TypeError) as e:
-        # (compiled code packs with struct directly: struct.error, not ConstructError)
+        return _UPDATES.build_many(updates)
+    except (ConstructError, TypeError) as e:
         raise FloodFormatError(f"cannot build Update: {e}") from None
 
 
@@ -155,11 +148,10 @@ def parse_stream(buffer: bytes | bytearray) -> tuple[list[Update], int, list[byt
 
     def parse_run():
         if run_count:
-            chunk = bytes(buffer[run_start:pos])
-            # (Containers are dicts: items read as such, not as attributes,
-            # which cost a Python call each.)
-            updates.extend([Update(u["key"], u["seqno"], u["value"], u["time"])
-                            for u in _UPDATE_BATCH.parse(chunk, count=run_count)])
+            try:
+                updates.extend(_UPDATES.parse_many(bytes(buffer[run_start:pos]), run_count)[0])
+            except ConstructError as e:  # (the framing loop checked: not expected)
+                raise FloodFormatError(f"malformed Update: {e}") from None
 
     while pos < end:
         tlv_type = buffer[pos]
@@ -177,9 +169,6 @@ def parse_stream(buffer: bytes | bytearray) -> tuple[list[Update], int, list[byt
                 run_start = pos
             run_count += 1
             pos += 2 + length
-            if run_count == BATCH_MAX:
-                parse_run()
-                run_count = 0
             continue
         # Anything else ends the run of Updates.
         if tlv_type == TLV_PAD1:

@@ -1,0 +1,239 @@
+"""Fast parse and build for flat construct Structs, derived from the declaration.
+
+construct's compiled mode (Struct.compile()) still makes a Container for every
+struct parsed or built and evaluates each field through a dict: about 3 us an
+Update TLV, most of a relay's CPU in a burst (issue 11).  A *flat* Struct
+(fixed-size integers, Const, Rebuild, Bytes of a fixed length or of a length
+given by earlier fields, GreedyBytes last) needs none of that: consecutive
+fixed-size fields are one struct.Struct, Bytes are slices.  FlatCodec reads
+such a declaration and generates, once, Python source for it, as construct's
+compiler does, but working on tuples and local variables:
+
+    UPDATE = FlatCodec(UPDATE_TLV, fields=("key", "seqno", "value", "time"))
+    UPDATE.parse_many(data, count) -> ([(key, seqno, value, time), ...], end)
+    UPDATE.build_many([(key, seqno, value, time), ...]) -> bytes
+
+The declaration stays the only description of the format: the codec takes
+every size, constant and length expression from it (Rebuild and Bytes
+lengths are construct expressions; their repr is Python source, which is
+what construct's compiler uses too), and refuses at import any Struct it
+cannot mirror exactly.  tests/test_wire_flat.py checks that codec and
+declaration agree, on captures and on random input.
+
+Semantics are construct's, with the checks compiled code leaves out: a Const
+that does not match raises ConstError, input too short StreamError (never a
+silently short slice), a Bytes field of the wrong length at build
+StreamError, an integer out of range FormatFieldError.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import Sequence
+
+from construct import (Bytes, Const, ConstError, FormatField, FormatFieldError, GreedyBytes,
+                       Rebuild, Renamed, StreamError, Struct)
+
+_THIS_FIELD = re.compile(r"this\[['\"](\w+)['\"]\]")
+
+
+def _expression_source(expr, what: str) -> str:
+    """Python source of a construct expression over earlier fields, with
+    this['name'] turned into the local v_name."""
+    if isinstance(expr, int):
+        return repr(expr)
+    if type(expr).__module__ != "construct.expr":
+        raise TypeError(f"{what}: not a construct expression ({expr!r}): cannot be mirrored")
+    source = repr(expr)
+    if "lambda" in source or "<" in source:
+        raise TypeError(f"{what}: expression {source!r} cannot be mirrored")
+    return _THIS_FIELD.sub(r"v_\1", source)
+
+
+class _Field:
+    """One field of the Struct: fixed (a struct format) or variable (Bytes of
+    a computed length, GreedyBytes)."""
+
+    def __init__(self, name: str, subcon):
+        self.name = name
+        self.const = None  # the value a Const must have
+        self.rebuild = None  # source of a Rebuild's expression
+        self.format = None  # struct format (without byte order) when fixed
+        self.order = ">"
+        self.length = None  # source of a variable Bytes' length
+        self.greedy = False
+        self.fixed_bytes = None  # length of a fixed Bytes field (checked at build)
+        if isinstance(subcon, Const):
+            self.const = subcon.value
+            subcon = subcon.subcon
+        elif isinstance(subcon, Rebuild):
+            self.rebuild = _expression_source(subcon.func, name)
+            subcon = subcon.subcon
+        if isinstance(subcon, FormatField):
+            self.order, self.format = subcon.fmtstr[0], subcon.fmtstr[1:]
+        elif type(subcon) is Bytes:
+            if isinstance(subcon.length, int):
+                self.format = f"{subcon.length}s"
+                self.fixed_bytes = subcon.length
+            else:
+                self.length = _expression_source(subcon.length, name)
+        elif subcon is GreedyBytes:
+            self.greedy = True
+        else:
+            raise TypeError(f"field {name!r}: {subcon!r} is not a flat field")
+        if (self.const is not None or self.rebuild is not None) and self.format is None:
+            raise TypeError(f"field {name!r}: Const and Rebuild only over fixed-size fields")
+
+
+class FlatCodec:
+    """parse/build of a flat Struct on tuples of the named fields (see the module doc)."""
+
+    def __init__(self, declaration: Struct, fields: Sequence[str] | None = None,
+                 make=None):
+        """fields: the fields of parse's tuples and build's items, in that
+        order (by default every field not a Const or a Rebuild); make: what
+        parse makes of each item's fields (make(*fields), e.g. a NamedTuple
+        class; by default a tuple)."""
+        parts = []
+        for subcon in declaration.subcons:
+            if not isinstance(subcon, Renamed) or not subcon.name:
+                raise TypeError(f"{subcon!r}: every field must be named")
+            parts.append(_Field(subcon.name, subcon.subcon))
+        for field in parts[:-1]:
+            if field.greedy:
+                raise TypeError(f"field {field.name!r}: GreedyBytes only last")
+        names = [f.name for f in parts]
+        if fields is None:
+            fields = [f.name for f in parts if f.const is None and f.rebuild is None]
+        for name in fields:
+            if name not in names:
+                raise ValueError(f"{name!r} is not a field of the declaration")
+        missing = [f.name for f in parts
+                   if f.const is None and f.rebuild is None and f.name not in fields]
+        if missing:
+            raise ValueError(f"fields {missing} are needed to build")
+        self.fields = tuple(fields)
+        self.declaration = declaration
+        self._namespace = {"ConstError": ConstError, "StreamError": StreamError,
+                           "FormatFieldError": FormatFieldError, "struct_error": struct.error,
+                           "len_": len, "bytes": bytes, "make": make}
+        runs = self._runs(parts)
+        # Bytes of a fixed layout (None when a field's length varies).
+        self.size = None if any(run[0].format is None for run in runs) else sum(
+            run[-1] for run in runs)
+        source = self._parse_source(runs, make) + self._build_source(parts, runs)
+        self.source = source  # (for inspection, as construct's compiled .source)
+        exec(compile(source, f"<flat {declaration!r}>", "exec"), self._namespace)
+        self.parse_many = self._namespace["parse_many"]
+        self.build_many = self._namespace["build_many"]
+
+    # -- code generation -------------------------------------------------------
+
+    def _runs(self, parts: list[_Field]) -> list:
+        """The fields grouped: consecutive fixed fields of one byte order
+        become one struct.Struct (a run is a list of fields; a variable field
+        is a run of its own)."""
+        runs: list[list[_Field]] = []
+        for field in parts:
+            last = runs[-1] if runs else None
+            if (field.format is not None and last and last[0].format is not None
+                    and last[0].order == field.order):
+                last.append(field)
+            else:
+                runs.append([field])
+        for index, run in enumerate(runs):
+            if run[0].format is not None:
+                packer = struct.Struct(run[0].order + "".join(f.format for f in run))
+                self._namespace[f"S{index}"] = packer
+                run.append(packer.size)  # (the run's size, last)
+        for field in parts:
+            if field.const is not None:
+                self._namespace[f"C_{field.name}"] = field.const
+        return runs
+
+    def _parse_source(self, runs, make) -> str:
+        lines = ["def parse_many(data, count=1, pos=0):",
+                 "    if not isinstance(data, bytes):",
+                 "        data = bytes(data)",
+                 "    end = len(data)",
+                 "    out = []",
+                 "    append = out.append",
+                 "    try:",
+                 "        for _ in range(count):"]
+        body = []
+        for index, run in enumerate(runs):
+            first = run[0]
+            if first.format is not None:
+                fields, size = run[:-1], run[-1]
+                targets = ", ".join(f"v_{f.name}" for f in fields)
+                body.append(f"{targets}, = S{index}.unpack_from(data, pos)")
+                body.append(f"pos += {size}")
+                for f in fields:
+                    if f.const is not None:
+                        body.append(f"if v_{f.name} != C_{f.name}:")
+                        body.append(f"    raise ConstError('parsing expected %r but parsed %r'"
+                                    f" % (C_{f.name}, v_{f.name}))")
+            elif first.greedy:
+                body.append("if pos > end:")  # (what came before must be whole)
+                body.append("    raise StreamError('stream read less than specified amount')")
+                body.append(f"v_{first.name} = data[pos:]")
+                body.append("pos = end")
+            else:
+                body.append(f"n = {first.length}")
+                body.append("if n < 0:")
+                body.append(f"    raise StreamError('length of {first.name} is negative: %d' % n)")
+                body.append(f"v_{first.name} = data[pos:pos + n]")
+                body.append("pos += n")
+        body.append("if pos > end:")
+        body.append("    raise StreamError('stream read less than specified amount')")
+        values = ", ".join(f"v_{n}" for n in self.fields)
+        body.append(f"append(make({values}))" if make is not None else f"append(({values},))")
+        lines += ["            " + line for line in body]
+        lines += ["    except struct_error as e:",
+                  "        raise StreamError(f'stream read less than specified amount: {e}')"
+                  " from None",
+                  "    return out, pos",
+                  ""]
+        return "\n".join(lines) + "\n"
+
+    def _build_source(self, parts: list[_Field], runs) -> str:
+        lines = ["def build_many(items):",
+                 "    out = []",
+                 "    append = out.append",
+                 "    try:",
+                 f"        for {', '.join(f'v_{n}' for n in self.fields)}, in items:"]
+        body = []
+        for f in parts:  # derived values, in declaration order
+            if f.const is not None:
+                body.append(f"v_{f.name} = C_{f.name}")
+            elif f.rebuild is not None:
+                body.append(f"v_{f.name} = {f.rebuild}")
+        for f in parts:  # Bytes must be as long as declared
+            if f.fixed_bytes is not None and f.const is None:
+                body.append(f"if len(v_{f.name}) != {f.fixed_bytes}:")
+                body.append(f"    raise StreamError('{f.name}: bytes object of wrong length')")
+            elif f.length is not None:
+                body.append(f"if len(v_{f.name}) != {f.length}:")
+                body.append(f"    raise StreamError('{f.name}: bytes object of wrong length')")
+        for index, run in enumerate(runs):
+            first = run[0]
+            if first.format is not None:
+                body.append(f"append(S{index}.pack({', '.join(f'v_{f.name}' for f in run[:-1])}))")
+            else:
+                body.append(f"append(v_{first.name})")
+        lines += ["            " + line for line in body]
+        lines += ["    except struct_error as e:",
+                  "        raise FormatFieldError(f'cannot build: {e}') from None",
+                  "    return b''.join(out)",
+                  ""]
+        return "\n".join(lines) + "\n"
+
+    # -- single items ------------------------------------------------------------
+
+    def parse(self, data, pos: int = 0) -> tuple:
+        """One item's fields (self.fields order) from data at pos."""
+        return self.parse_many(data, 1, pos)[0][0]
+
+    def build(self, values: Sequence) -> bytes:
+        return self.build_many((values,))
