@@ -36,6 +36,8 @@ from construct import (Adapter, Aligned, Const, Construct, Container, ExplicitEr
                        ValidationError, this)
 from construct.core import stream_iseof
 
+from sroamd.wire.blobcodec import BlobCodec, Fallback
+
 MAX_MSGLEN = 1048576     # UBUS_MAX_MSGLEN: libubus refuses longer messages
 MAX_DEPTH = 16           # nested tables/arrays; hostapd's deepest is 3
 HEADER_LEN = 12          # ubus_msghdr + the header of the message's blob attribute
@@ -275,7 +277,29 @@ def build_message(msg: Container) -> bytes:
 
 
 def decode_message(raw: bytes) -> dict:
-    """One frame -> ``{"type", "seq", "peer", <attribute name>: value, ...}``."""
+    """One frame -> ``{"type", "seq", "peer", <attribute name>: value, ...}``.
+
+    The codec derived from the declaration decodes it (a few us); whatever it
+    is not sure of (a malformed frame, above all) the declaration decides,
+    interpreted: the same dict, or UbusFormatError with construct's reason."""
+    try:
+        return _CODEC.decode(raw)
+    except Fallback:
+        _CODEC.fallbacks += 1
+        return decode_message_interpreted(raw)
+
+
+def encode_message(msg: _MappingABC) -> bytes:
+    """A dict as returned by ``decode_message`` -> one frame (fast, as decode_message)."""
+    try:
+        return _CODEC.encode(msg)
+    except Fallback:
+        _CODEC.fallbacks += 1
+        return encode_message_interpreted(msg)
+
+
+def decode_message_interpreted(raw: bytes) -> dict:
+    """decode_message by construct's interpreter on the declaration (the reference)."""
     c = parse_message(raw)
     msg = {"type": c.hdr.type, "seq": c.hdr.seq, "peer": c.hdr.peer}
     for attr in c.attrs.payload:
@@ -288,8 +312,8 @@ def decode_message(raw: bytes) -> dict:
     return msg
 
 
-def encode_message(msg: _MappingABC) -> bytes:
-    """A dict as returned by ``decode_message`` -> one frame."""
+def encode_message_interpreted(msg: _MappingABC) -> bytes:
+    """encode_message by construct's interpreter on the declaration (the reference)."""
     try:
         attrs = []
         for name, value in msg.items():
@@ -315,6 +339,12 @@ def encode_message(msg: _MappingABC) -> bytes:
     return build_message(c)
 
 
+# What decoding makes of a parsed blobmsg value, where not the value itself:
+# int8 is a bool (libubus uses it for booleans), unspec is null when empty
+# (as blobmsg_format_json) and bytes otherwise.
+PY_OF_TYPE = {"int8": bool, "unspec": lambda v: bytes(v) if v else None}
+
+
 def blobmsg_to_py(items) -> dict:
     """A parsed blobmsg list (a table's body) -> dict."""
     return {item.body.name: _value_to_py(item) for item in items}
@@ -326,11 +356,8 @@ def _value_to_py(item):
         return blobmsg_to_py(v)
     if t == "array":
         return [_value_to_py(i) for i in v]
-    if t == "int8":
-        return bool(v)
-    if t == "unspec":
-        return bytes(v) if v else None   # as blobmsg_format_json: unspec is null
-    return v
+    convert = PY_OF_TYPE.get(t)
+    return v if convert is None else convert(v)
 
 
 def py_to_blobmsg(table: _MappingABC, depth: int = 0) -> list:
@@ -344,6 +371,26 @@ _INT_BITS = {"int8": 8, "int16": 16, "int32": 32, "int64": 64}
 
 
 def _py_to_item(name, value, depth):
+    btype, value = blobmsg_choice(value, depth)
+    if btype == "table":
+        value = py_to_blobmsg(value, depth + 1)
+    elif btype == "array":
+        value = [_py_to_item("", v, depth + 1) for v in value]
+    return Container(type=btype, body=Container(name=name, value=value))
+
+
+def blobmsg_choice(value, depth: int):
+    """(blobmsg type, value to store) for a Python value in a table ``depth``
+    levels down: the type from the Python type (or Typed), integers brought
+    into the type's signed range (as libubox stores unsigned ones), text
+    checked; tables and arrays are returned as given (checked to be one).
+    Shared by the interpreted encoder and the fast codec."""
+    kind = type(value)
+    # The common cases first (a `leases` reply is strings and ints).
+    if kind is str:
+        return "string", _check_text(value)
+    if kind is int and -2**31 <= value < 2**31:
+        return "int32", value
     if isinstance(value, Typed):
         btype, value = value.type, value.value
     elif value is None:
@@ -368,11 +415,10 @@ def _py_to_item(name, value, depth):
     if btype in ("table", "array"):
         if depth + 1 >= MAX_DEPTH:
             raise UbusFormatError("blobmsg nesting deeper than %d" % MAX_DEPTH)
-        if btype == "table":
-            value = py_to_blobmsg(value, depth + 1)
-        elif isinstance(value, (list, tuple)):
-            value = [_py_to_item("", v, depth + 1) for v in value]
-        else:
+        if btype == "table" and not isinstance(value, _MappingABC):
+            raise UbusFormatError("a blobmsg table must be a mapping, not %s"
+                                  % type(value).__name__)
+        if btype == "array" and not isinstance(value, (list, tuple)):
             raise UbusFormatError("a blobmsg array must be a list")
     elif btype in _INT_BITS:
         bits = _INT_BITS[btype]
@@ -388,7 +434,7 @@ def _py_to_item(name, value, depth):
         value = _check_text(value)
     elif btype != "unspec":
         raise UbusFormatError("unknown blobmsg type %r" % (btype,))
-    return Container(type=btype, body=Container(name=name, value=value))
+    return btype, value
 
 
 def _check_text(s):
@@ -403,3 +449,8 @@ def status_name(code: int) -> str:
 
 def status_code(name: str) -> int:
     return STATUS.index(name)
+
+
+# The fast path, read off the declarations above (sroamd/wire/blobcodec.py).
+_CODEC = BlobCodec(UbusMessage, UbusMsgHdr, UbusAttr, _SUBSCRIBER, BlobmsgList, _Reject, _Attrs,
+                   PY_OF_TYPE, blobmsg_choice)
