@@ -283,18 +283,18 @@ def decode_message(raw: bytes) -> dict:
     is not sure of (a malformed frame, above all) the declaration decides,
     interpreted: the same dict, or UbusFormatError with construct's reason."""
     try:
-        return _CODEC.decode(raw)
+        return CODEC.decode(raw)
     except Fallback:
-        _CODEC.fallbacks += 1
+        CODEC.fallbacks += 1
         return decode_message_interpreted(raw)
 
 
 def encode_message(msg: _MappingABC) -> bytes:
     """A dict as returned by ``decode_message`` -> one frame (fast, as decode_message)."""
     try:
-        return _CODEC.encode(msg)
+        return CODEC.encode(msg)
     except Fallback:
-        _CODEC.fallbacks += 1
+        CODEC.fallbacks += 1
         return encode_message_interpreted(msg)
 
 
@@ -451,6 +451,7 @@ def status_code(name: str) -> int:
     return STATUS.index(name)
 
 
-# The fast path, read off the declarations above (sroamd/wire/blobcodec.py).
-_CODEC = BlobCodec(UbusMessage, UbusMsgHdr, UbusAttr, _SUBSCRIBER, BlobmsgList, _Reject, _Attrs,
+# The fast path, read off the declarations above (sroamd/wire/blobcodec.py);
+# CODEC.fallbacks counts what the declaration had to decide.
+CODEC = BlobCodec(UbusMessage, UbusMsgHdr, UbusAttr, _SUBSCRIBER, BlobmsgList, _Reject, _Attrs,
                    PY_OF_TYPE, blobmsg_choice)
