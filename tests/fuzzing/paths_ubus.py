@@ -30,6 +30,7 @@ from fuzzing.mutate import mutate, random_bytes, split
 from fuzzing.node import CLIENT_MACS, IFNAMES
 from fuzzing.paths import pick_mac
 from fuzzing.standins import Violation
+from ubus_agreement import decode_disagreement, encode_disagreement
 
 CAPTURE_DIRS = (os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "captures"),
                 os.environ.get("SROAMD_CAPTURES"))
@@ -156,6 +157,7 @@ class StandinUbusd:
 
     def handle(self, data: bytes) -> None:
         self.frames_in += 1
+        self.h._agree(decode_disagreement(data))   # (what the client built, fast)
         try:
             msg = decode_message(data)
         except UbusFormatError:
@@ -259,6 +261,9 @@ class UbusPath:
         self.reader: asyncio.StreamReader | None = None
         self.conn_task: asyncio.Task | None = None
         self.crashes: list[BaseException] = []
+        # Where the fast ubus codec and the interpreted declaration differed
+        # on a frame fed or a message encoded here (issue 11).
+        self.codec_disagreements: list[str] = []
         self.source = UbusStationSource(list(IFNAMES), client=self.client)
         self.errors_seen = self._source_errors()
         self.source_task = self.loop.create_task(self.source.run(self._on_event))
@@ -289,7 +294,7 @@ class UbusPath:
 
     def send(self, msg: dict) -> None:
         """A message from ubusd to the client (after what is being handled now)."""
-        data = encode_message(msg)
+        data = self._encode(msg)
         reader = self.reader
         self.loop.call_soon(self._feed_to, reader, data)
 
@@ -320,6 +325,7 @@ class UbusPath:
                 return
             raw = bytes(self.mirror[:length])
             del self.mirror[:length]
+            self._agree(decode_disagreement(raw))
             try:
                 msg = decode_message(raw)
             except UbusFormatError:
@@ -331,6 +337,15 @@ class UbusPath:
             for ifname, objid in self.sub_ids.items():
                 if mac is not None and msg.get("objid") == objid:
                     self.authorized[ifname].add(mac)
+
+    def _agree(self, disagreement: str | None) -> None:
+        if disagreement is not None:
+            self.codec_disagreements.append(disagreement)
+
+    def _encode(self, msg: dict) -> bytes:
+        """encode_message, and whether the fast codec and the declaration agree on msg."""
+        self._agree(encode_disagreement(msg))
+        return encode_message(msg)
 
     def note_clients(self, ifname: str, reply: dict) -> None:
         clients = reply.get("clients") if isinstance(reply, dict) else None
@@ -414,7 +429,7 @@ class UbusPath:
                              "no_reply": rng.randrange(2), "objpath": "hostapd.wl0",
                              "active": rng.randrange(2)}[attr]
             try:
-                data = encode_message(msg)
+                data = self._encode(msg)
             except UbusFormatError:
                 data = random_bytes(rng, 64)
             if rng.random() < 0.3:
@@ -430,7 +445,7 @@ class UbusPath:
         if no_reply:
             msg["no_reply"] = 1
         try:
-            return encode_message(msg)
+            return self._encode(msg)
         except UbusFormatError:
             return b""
 
@@ -487,6 +502,9 @@ class UbusPath:
             raise exc
 
     def check(self) -> None:
+        if self.codec_disagreements:
+            found, self.codec_disagreements = self.codec_disagreements, []
+            raise Violation("ubus_fast_codec_disagrees", found[0][:1500])
         errors = self._source_errors()
         if errors != self.errors_seen:
             self.errors_seen = errors
