@@ -8,6 +8,9 @@ declarations (what sroamd did before issue 11).
   ..._interpreted_us                the same declarations, interpreted
   udp_frame_us, na_us, arp_us       a DHCP reply's Ethernet/IPv4/UDP frame,
                                     the NA and ARP sent to a client that arrived
+  ubus_...                          ubus frames: a hostapd notification and a
+                                    get_clients reply parsed, sroamd's status and
+                                    leases replies built (bench/ubus_frames.py)
 
 CPU time (time.process_time), the best of --repeat runs (the machine is
 shared: the best run is the one least disturbed).  JSON on the last line.
@@ -26,6 +29,7 @@ from sroamd import neighbours  # noqa: E402
 from sroamd.store import ipv4_lease_key  # noqa: E402
 from sroamd.wire import dhcp, ip  # noqa: E402
 from sroamd.wire.flood import (UPDATE_TLV, Update, build_updates, parse_stream)  # noqa: E402
+from ubus_frames import ubus_figures  # noqa: E402
 
 
 def best_us(fn, count: int, repeat: int) -> float:
@@ -87,8 +91,9 @@ def main():
                                   for _ in range(k)], k, r),
         "arp_us": best_us(lambda: [neighbours.arp_announcement(mac, bytes([198, 18, 0, 1]), mac)
                                    for _ in range(k)], k, r),
-        "loadavg": os.getloadavg()[0],
     }
+    result.update(ubus_figures(r))
+    result["loadavg"] = os.getloadavg()[0]
     print(json.dumps(result))
 
 

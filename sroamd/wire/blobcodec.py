@@ -43,6 +43,7 @@ frames never fall back.
 from __future__ import annotations
 
 import struct
+from itertools import repeat
 from collections.abc import Mapping as _MappingABC
 
 from construct import (Adapter, Aligned, BytesInteger, Const, ConstructError, FocusedSeq,
@@ -179,6 +180,7 @@ class BlobCodec:
         self._message_attrs(attr, subscriber)
         self._blobmsg(blobmsg_list)
         self._name_cache: dict[str, bytes] = {}
+        self._texts: dict[bytes, str] = {}
 
     # -- reading the declaration ------------------------------------------------
 
@@ -300,6 +302,12 @@ class BlobCodec:
         if not (isinstance(self.name_text, Adapter) and self.name_text.subcon is GreedyBytes):
             raise TypeError("a blobmsg name: a text adapter over GreedyBytes expected")
         self.name_term = parts[1].value
+        if len(self.name_term) != 1:
+            raise TypeError("a blobmsg name: a 1-byte terminator expected")
+        self.name_term_byte = self.name_term[0]
+        if self.name_len.format[0] != ">":
+            raise TypeError("a blobmsg name: a big-endian length expected")
+        self.bm_head = struct.Struct(">I" + self.name_len.format[1:])
         self.bm_by_byte = [None] * 256
         self.bm_kinds = {}
         for b, btype in enumerate(blob.by_byte):
@@ -308,7 +316,8 @@ class BlobCodec:
             kind, arg = self._payload_kind(value.cases.get(btype, value.default), blobmsg=True)
             if kind == REJECT:
                 kind = LIST
-            self.bm_by_byte[b] = (btype, kind, arg, btype == "table")
+            self.bm_by_byte[b] = (btype, kind, arg, btype == "table",
+                                  self.py_of_type.get(btype))
             self.bm_kinds[btype] = (b, kind, arg)
 
     # -- decoding -----------------------------------------------------------------
@@ -382,30 +391,38 @@ class BlobCodec:
                 raise Fallback
         return out
 
+    def _text(self, data: bytes) -> str:
+        """The text adapter's reading of data, cached: names repeat (the keys of
+        every client, every lease) and so do many strings (MACs, interfaces)."""
+        text = self._texts.get(data)
+        if text is None:
+            text = self.name_text._decode(data, None, None)
+            if len(self._texts) < 8192:   # (bounded: the data comes from other processes)
+                self._texts[data] = text
+        return text
+
     def _list(self, raw, pos, end, depth, table):
         """The blobmsg attributes in raw[pos:end] -> dict (a table's body) or list."""
         out = {} if table else []
-        extra, modulus = self.extra, self.modulus
-        unpack_word, by_byte = _WORD.unpack_from, self.bm_by_byte
-        name_len, name_size, term = self.name_len, self.name_len.size, self.name_term
-        text, py_of_type = self.name_text._decode, self.py_of_type
-        tlen = len(term)
+        extra, modulus, term = self.extra, self.modulus, self.name_term_byte
+        unpack, by_byte, texts, text = self.bm_head.unpack_from, self.bm_by_byte, \
+            self._texts, self._text
+        name_at = 4 + self.name_len.size
         while pos < end:
-            if pos + 4 > end:
+            # The attribute header and the name's length, at once (an attribute
+            # too short for both is malformed either way).
+            if pos + name_at > end:
                 raise Fallback
-            word = unpack_word(raw, pos)[0]
+            word, nlen = unpack(raw, pos)
             entry = by_byte[word >> 24]
-            total = word & 0xFFFFFF
-            start, aend = pos + 4, pos + total - extra + 4
-            if entry is None or total < extra or aend > end or start + name_size > aend:
+            aend = pos + (word & 0xFFFFFF) - extra + 4
+            npos = pos + name_at + nlen
+            if entry is None or aend > end or npos >= aend or raw[npos] != term \
+                    or aend < pos + 4:
                 raise Fallback
-            btype, kind, arg, is_table = entry
-            nlen = name_len.unpack_from(raw, start)[0]
-            npos = start + name_size + nlen
-            if npos + tlen > aend or raw[npos:npos + tlen] != term:
-                raise Fallback
-            vpos = start + name_size + nlen + tlen
-            vpos += -(vpos - start) % modulus
+            btype, kind, arg, is_table, convert = entry
+            vpos = npos + 1
+            vpos += -(vpos - pos) % modulus
             if vpos > aend:
                 raise Fallback
             if kind == FIXED:
@@ -415,18 +432,19 @@ class BlobCodec:
             elif kind == CSTRING:
                 if raw.find(b"\0", vpos, aend) != aend - 1:
                     raise Fallback
-                value = arg._decode(raw[vpos:aend - 1], None, None)
+                value = raw[vpos:aend - 1]
+                value = texts.get(value) or text(value)
             elif kind == BYTES:
                 value = raw[vpos:aend]
             else:
                 if depth >= self.max_depth:
                     raise Fallback   # (the declaration rejects it: nesting too deep)
                 value = self._list(raw, vpos, aend, depth + 1, is_table)
-            convert = py_of_type.get(btype)
             if convert is not None:
                 value = convert(value)
             if table:
-                out[text(raw[start + name_size:npos], None, None)] = value
+                name = raw[pos + name_at:npos]
+                out[texts.get(name) or text(name)] = value
             else:
                 out.append(value)
             pos = aend + (-(aend - pos) % modulus)
@@ -465,7 +483,7 @@ class BlobCodec:
                 buf += arg._encode(value, None, None)
                 buf += b"\0"
             elif kind == LIST:
-                self._table(buf, value, 0)
+                self._members(buf, value, 0, True)
             else:
                 for sub in value:
                     self._sub(buf, sub)
@@ -507,31 +525,42 @@ class BlobCodec:
                 self._name_cache[name] = header
         return header
 
-    def _table(self, buf, table, depth):
-        if not isinstance(table, _MappingABC):
-            raise Fallback
-        for name, value in table.items():
-            self._item(buf, self._name(name), value, depth)
-
-    def _item(self, buf, name, value, depth):
-        btype, value = self.choose(value, depth)
-        b, kind, arg = self.bm_kinds[btype]
-        start = len(buf)
-        buf += b"\0\0\0\0"
-        buf += name
-        if kind == FIXED:
-            buf += arg.pack(value)
-        elif kind == CSTRING:
-            buf += arg._encode(value, None, None)
-            buf += b"\0"
-        elif kind == BYTES:
-            if type(value) not in (bytes, bytearray):
+    def _members(self, buf, values, depth, table):
+        """A table's items (table) or an array's values, as blobmsg attributes,
+        onto buf.  (One loop for both, the scalar cases inline: a `leases`
+        reply is 10,000 of them.)"""
+        if table:
+            if type(values) is not dict and not isinstance(values, _MappingABC):
                 raise Fallback
-            buf += value
-        elif btype == "table":
-            self._table(buf, value, depth + 1)
+            items = values.items()
         else:
-            empty = self._name("")
-            for v in value:
-                self._item(buf, empty, v, depth + 1)
-        self._close(buf, start, b)
+            items = zip(repeat(""), values)
+        choose, kinds, names, name_of = self.choose, self.bm_kinds, self._name_cache, self._name
+        word, extra, modulus = _WORD.pack, self.extra, self.modulus
+        for name, value in items:
+            header = names.get(name) or name_of(name)
+            btype, value = choose(value, depth)
+            b, kind, arg = kinds[btype]
+            if kind == FIXED:
+                payload = arg.pack(value)
+            elif kind == CSTRING:
+                payload = arg._encode(value, None, None) + b"\0"
+            elif kind == BYTES:
+                if type(value) not in (bytes, bytearray):
+                    raise Fallback
+                payload = value
+            else:   # a table or an array: its length is known once it is built
+                start = len(buf)
+                buf += b"\0\0\0\0"
+                buf += header
+                self._members(buf, value, depth + 1, btype == "table")
+                self._close(buf, start, b)
+                continue
+            size = 4 + len(header) + len(payload)
+            if size - 4 + extra > 0xFFFFFF:
+                raise Fallback
+            buf += word(b << 24 | (size - 4 + extra))
+            buf += header
+            buf += payload
+            if size % modulus:
+                buf += bytes(-size % modulus)

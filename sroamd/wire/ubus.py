@@ -387,8 +387,8 @@ def blobmsg_choice(value, depth: int):
     Shared by the interpreted encoder and the fast codec."""
     kind = type(value)
     # The common cases first (a `leases` reply is strings and ints).
-    if kind is str:
-        return "string", _check_text(value)
+    if kind is str and "\0" not in value:
+        return "string", value
     if kind is int and -2**31 <= value < 2**31:
         return "int32", value
     if isinstance(value, Typed):
