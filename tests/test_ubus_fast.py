@@ -241,3 +241,34 @@ def test_codec_reads_its_tables_from_the_declaration():
     assert {t: b & 0x7F for t, (b, _, _) in CODEC.bm_kinds.items()} == ubus.BLOBMSG_TYPES
     assert all(b & 0x80 for b, _, _ in CODEC.bm_kinds.values())
     assert (CODEC.modulus, CODEC.extra, CODEC.head.size) == (4, 4, ubus.HEADER_LEN)
+
+
+def test_frame_length_reads_what_the_frame_head_declares():
+    """frame_length uses the codec's header struct; UbusFrameHead is the declaration."""
+    rng = random.Random(47)
+    heads = [rng.randbytes(12) for _ in range(2000)]
+    heads += [bytes(2) + rng.randbytes(6) + bytes([0, 0]) + rng.randbytes(2) for _ in range(2000)]
+    for head in heads:
+        h = ubus.UbusFrameHead.parse(head)
+        version, mtype, seq, peer, word = CODEC.head.unpack_from(head)
+        assert (version, mtype, seq, peer, word >> 24, word & 0xFFFFFF) == (
+            h.version, h.type, h.seq, h.peer, h.blob_id, h.blob_len)
+        valid = h.version == 0 and 4 <= h.blob_len and h.blob_len + 8 <= ubus.MAX_MSGLEN
+        if valid:
+            assert ubus.frame_length(head) == 8 + h.blob_len
+        else:
+            with pytest.raises(UbusFormatError):
+                ubus.frame_length(head)
+
+
+def test_caches_stay_small_whatever_the_names():
+    """Names and strings come from other processes: the codec's caches keep
+    only short ones, and at most a bounded number."""
+    before = len(CODEC._texts), len(CODEC._name_cache)
+    long_names = {"n%d" % i + "x" * 100: "v" * 100 + str(i) for i in range(300)}
+    raw = encode_message({"type": "invoke", "data": long_names})
+    assert decode_message(raw)["data"] == long_names
+    assert (len(CODEC._texts), len(CODEC._name_cache)) == before
+    many = {"k%d" % i: "s%d" % i for i in range(20000)}
+    assert decode_message(encode_message({"type": "invoke", "data": many}))["data"] == many
+    assert len(CODEC._texts) <= 8192 and len(CODEC._name_cache) <= 4096

@@ -397,8 +397,8 @@ class BlobCodec:
         text = self._texts.get(data)
         if text is None:
             text = self.name_text._decode(data, None, None)
-            if len(self._texts) < 8192:   # (bounded: the data comes from other processes)
-                self._texts[data] = text
+            if len(data) <= 64 and len(self._texts) < 8192:
+                self._texts[data] = text   # (bounded: the data comes from other processes)
         return text
 
     def _list(self, raw, pos, end, depth, table):
@@ -521,8 +521,8 @@ class BlobCodec:
             text = self.name_text._encode(name, None, None)
             header = self.name_len.pack(len(text)) + text + self.name_term
             header += bytes(-(len(header)) % self.modulus)
-            if len(self._name_cache) < 4096:   # (bounded: names come from data too)
-                self._name_cache[name] = header
+            if len(name) <= 64 and len(self._name_cache) < 4096:
+                self._name_cache[name] = header   # (bounded: names come from data too)
         return header
 
     def _members(self, buf, values, depth, table):
