@@ -272,3 +272,40 @@ def test_caches_stay_small_whatever_the_names():
     many = {"k%d" % i: "s%d" % i for i in range(20000)}
     assert decode_message(encode_message({"type": "invoke", "data": many}))["data"] == many
     assert len(CODEC._texts) <= 8192 and len(CODEC._name_cache) <= 4096
+
+
+def _big_leases_frame(count):
+    leases = [{"address": f"198.51.{i >> 8 & 255}.{i & 255}", "mac": "02:00:00:00:%02x:%02x"
+               % (i >> 8 & 255, i & 255), "remaining": i, "node": None} for i in range(count)]
+    return encode_message({"type": "data", "seq": 1, "peer": 2, "objid": 3,
+                           "data": {"leases": leases}})
+
+
+def test_a_large_malformed_frame_is_refused_without_stalling():
+    """Regression: a malformed frame of 880 KB (its last name's NUL
+    overwritten) was interpreted for construct's reason: 1.7 s of CPU here,
+    the event loop stalled.  Past INTERPRET_REFUSED_UP_TO the codec's refusal
+    is the answer (still UbusFormatError)."""
+    import time
+    raw = _big_leases_frame(7000)
+    assert len(raw) > 700000
+    at = raw.rfind(b"\x00\x04node\x00") + 6   # the last name's NUL
+    bad = raw[:at] + b"A" + raw[at + 1:]
+    started = time.process_time()
+    with pytest.raises(UbusFormatError, match="malformed"):
+        decode_message(bad)
+    assert time.process_time() - started < 0.3
+    assert len(decode_message(raw)["data"]["leases"]) == 7000
+
+
+def test_large_frames_mutated_decode_alike():
+    """Above the size where the codec's refusal is final, it must refuse
+    exactly what the declaration refuses (the interpreter checks it here, slowly)."""
+    rng = random.Random(48)
+    raw = _big_leases_frame(1500)
+    assert len(raw) > ubus.INTERPRET_REFUSED_UP_TO
+    for _ in range(6):
+        frame = bytearray(raw)
+        for _ in range(rng.randint(1, 2)):
+            frame[rng.randrange(len(frame))] = rng.choice((0, 0x41, 0x80, 0xFF))
+        assert decode_disagreement(bytes(frame)) is None
