@@ -52,7 +52,8 @@ from construct import (Adapter, Aligned, BytesInteger, Const, ConstructError, Fo
 
 
 class Fallback(Exception):
-    """The fast path does not decide this one: ask the declaration."""
+    """The fast path does not decide this one: ask the declaration.  Its
+    argument, when there is one, says what is wrong with a frame."""
 
 
 # What a payload is, as the codec handles it.
@@ -437,8 +438,8 @@ class BlobCodec:
             elif kind == BYTES:
                 value = raw[vpos:aend]
             else:
-                if depth >= self.max_depth:
-                    raise Fallback   # (the declaration rejects it: nesting too deep)
+                if depth >= self.max_depth:   # (the declaration rejects it too)
+                    raise Fallback("blobmsg nesting deeper than %d" % self.max_depth)
                 value = self._list(raw, vpos, aend, depth + 1, is_table)
             if convert is not None:
                 value = convert(value)

@@ -295,11 +295,12 @@ def decode_message(raw: bytes) -> dict:
     interpreted: the same dict, or UbusFormatError with construct's reason."""
     try:
         return CODEC.decode(raw)
-    except Fallback:
+    except Fallback as e:
         CODEC.fallbacks += 1
         if len(raw) > INTERPRET_REFUSED_UP_TO:
-            raise UbusFormatError("malformed ubus message: %d bytes, refused by the codec"
-                                  " (not interpreted for the reason: too long)" % len(raw)) from None
+            raise UbusFormatError("malformed ubus message of %d bytes: %s" % (
+                len(raw), e.args[0] if e.args else "refused by the codec (too long to be"
+                " interpreted for the exact reason)")) from None
         return decode_message_interpreted(raw)
 
 
