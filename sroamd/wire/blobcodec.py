@@ -183,6 +183,7 @@ class BlobCodec:
         self._name_cache: dict[str, bytes] = {}
         self._texts: dict[bytes, str] = {}
         self._members = self._members_encoder()
+        self._list = self._list_decoder()
 
     # -- reading the declaration ------------------------------------------------
 
@@ -403,56 +404,62 @@ class BlobCodec:
                 self._texts[data] = text   # (bounded: the data comes from other processes)
         return text
 
-    def _list(self, raw, pos, end, depth, table):
-        """The blobmsg attributes in raw[pos:end] -> dict (a table's body) or list."""
-        out = {} if table else []
-        extra, modulus, term = self.extra, self.modulus, self.name_term_byte
+    def _list_decoder(self):
+        """The function that reads the blobmsg attributes in raw[pos:end] into
+        a dict (a table's body) or a list; the codec's tables bound as closure
+        variables (a get_clients reply has 6 tables a station)."""
+        extra, modulus, term, max_depth = self.extra, self.modulus, self.name_term_byte, \
+            self.max_depth
         unpack, by_byte, texts, text = self.bm_head.unpack_from, self.bm_by_byte, \
             self._texts, self._text
         name_at = 4 + self.name_len.size
-        while pos < end:
-            # The attribute header and the name's length, at once (an attribute
-            # too short for both is malformed either way).
-            if pos + name_at > end:
-                raise Fallback
-            word, nlen = unpack(raw, pos)
-            entry = by_byte[word >> 24]
-            aend = pos + (word & 0xFFFFFF) - extra + 4
-            npos = pos + name_at + nlen
-            if entry is None or aend > end or npos >= aend or raw[npos] != term \
-                    or aend < pos + 4:
-                raise Fallback
-            btype, kind, arg, is_table, convert = entry
-            vpos = npos + 1
-            vpos += -(vpos - pos) % modulus
-            if vpos > aend:
-                raise Fallback
-            if kind == FIXED:
-                if aend - vpos != arg.size:
+
+        def read_list(raw, pos, end, depth, table):
+            out = {} if table else []
+            while pos < end:
+                # The attribute header and the name's length, at once (an
+                # attribute too short for both is malformed either way).
+                if pos + name_at > end:
                     raise Fallback
-                value = arg.unpack_from(raw, vpos)[0]
-            elif kind == CSTRING:
-                if raw.find(b"\0", vpos, aend) != aend - 1:
+                word, nlen = unpack(raw, pos)
+                entry = by_byte[word >> 24]
+                aend = pos + (word & 0xFFFFFF) - extra + 4
+                npos = pos + name_at + nlen
+                if entry is None or aend > end or npos >= aend or raw[npos] != term \
+                        or aend < pos + 4:
                     raise Fallback
-                value = raw[vpos:aend - 1]
-                value = texts.get(value) or text(value)
-            elif kind == BYTES:
-                value = raw[vpos:aend]
-            else:
-                if depth >= self.max_depth:   # (the declaration rejects it too)
-                    raise Fallback("blobmsg nesting deeper than %d" % self.max_depth)
-                value = self._list(raw, vpos, aend, depth + 1, is_table)
-            if convert is not None:
-                value = convert(value)
-            if table:
-                name = raw[pos + name_at:npos]
-                out[texts.get(name) or text(name)] = value
-            else:
-                out.append(value)
-            pos = aend + (-(aend - pos) % modulus)
-            if pos > end:
-                raise Fallback
-        return out
+                btype, kind, arg, is_table, convert = entry
+                vpos = npos + 1
+                vpos += -(vpos - pos) % modulus
+                if vpos > aend:
+                    raise Fallback
+                if kind == FIXED:
+                    if aend - vpos != arg.size:
+                        raise Fallback
+                    value = arg.unpack_from(raw, vpos)[0]
+                elif kind == CSTRING:
+                    if raw.find(b"\0", vpos, aend) != aend - 1:
+                        raise Fallback
+                    value = raw[vpos:aend - 1]
+                    value = texts.get(value) or text(value)
+                elif kind == BYTES:
+                    value = raw[vpos:aend]
+                else:
+                    if depth >= max_depth:   # (the declaration rejects it too)
+                        raise Fallback("blobmsg nesting deeper than %d" % max_depth)
+                    value = read_list(raw, vpos, aend, depth + 1, is_table)
+                if convert is not None:
+                    value = convert(value)
+                if table:
+                    name = raw[pos + name_at:npos]
+                    out[texts.get(name) or text(name)] = value
+                else:
+                    out.append(value)
+                pos = aend + (-(aend - pos) % modulus)
+                if pos > end:
+                    raise Fallback
+            return out
+        return read_list
 
     # -- encoding -----------------------------------------------------------------
 
