@@ -232,11 +232,16 @@ class BlobCodec:
             return REJECT, None
         raise TypeError(f"{c!r}: a payload the fast codec does not know")
 
+    def _kind_shape(self, c):
+        """What a blobmsg value case is, comparably between levels."""
+        kind, arg = self._payload_kind(c, blobmsg=True)
+        return kind, arg.format if kind == FIXED else arg
+
     def _message_attrs(self, attr, subscriber):
         blob = _Blob(attr)
         self.modulus = blob.modulus
         self.extra = blob.header_extra
-        if not isinstance(blob.payload, Switch):
+        if not isinstance(blob.payload, Switch) or repr(blob.payload.keyfunc) != "this['id']":
             raise TypeError("the message attribute's payload: a Switch on its id expected")
         self.attr_by_byte = [None] * 256
         self.attr_kinds = {}
@@ -273,9 +278,17 @@ class BlobCodec:
             blob = _Blob(level.subcon)
             body = _fields(_bare(blob.payload))
             value = body["value"]
-            if first is None:
-                first = (blob, body, value)
+            if not isinstance(value, Switch) or repr(value.keyfunc) != "this['_']['type']":
+                raise TypeError("a blobmsg value: a Switch on the attribute's type expected")
             cases = {t: _bare(c) for t, c in value.cases.items()}
+            # Every level alike but for its children (the codec reads the first).
+            shape = (blob.by_byte, blob.modulus, blob.header_extra,
+                     {t: "children" if isinstance(c, (self.attrs_type, self.reject_type))
+                      else self._kind_shape(c) for t, c in cases.items()})
+            if first is None:
+                first = (blob, body, value, shape)
+            elif shape != first[3]:
+                raise TypeError(f"blobmsg level {depth} differs from the first")
             nested = {cases[t] for t in cases if isinstance(cases[t], self.attrs_type)
                       or isinstance(cases[t], self.reject_type)}
             if len(nested) != 1:
@@ -284,7 +297,7 @@ class BlobCodec:
         if not isinstance(level, self.reject_type):
             raise TypeError("the deepest blobmsg level: a rejection expected")
         self.max_depth = depth
-        blob, body, value = first
+        blob, body, value, _ = first
         if (blob.modulus, blob.header_extra) != (self.modulus, self.extra):
             raise TypeError("blobmsg attributes: the blob attribute layout expected")
         subs = [_bare(s) for s in _bare(blob.payload).subcons]
@@ -319,6 +332,9 @@ class BlobCodec:
             kind, arg = self._payload_kind(value.cases.get(btype, value.default), blobmsg=True)
             if kind == REJECT:
                 kind = LIST
+            if kind == CSTRING and arg is not self.name_text:
+                raise TypeError("blobmsg strings and names: one text adapter expected"
+                                " (decoding caches its readings)")
             self.bm_by_byte[b] = (btype, kind, arg, btype == "table",
                                   self.py_of_type.get(btype))
             self.bm_kinds[btype] = (b, kind, arg)
