@@ -255,7 +255,7 @@ def frame_length(head: bytes) -> int:
     they agree): this runs for every frame read."""
     if len(head) < HEADER_LEN:
         raise UbusFormatError("ubus frame head too short: %d bytes" % len(head))
-    version, _, _, _, blob = CODEC.head.unpack_from(head)
+    version, _, _, _, blob = (_codec or codec()).head.unpack_from(head)
     blob_len = blob & 0xFFFFFF
     if version != 0:
         raise UbusFormatError("ubus message version %d, expected 0" % version)
@@ -293,10 +293,11 @@ def decode_message(raw: bytes) -> dict:
     The codec derived from the declaration decodes it (a few us); whatever it
     is not sure of (a malformed frame, above all) the declaration decides,
     interpreted: the same dict, or UbusFormatError with construct's reason."""
+    fast = _codec or codec()
     try:
-        return CODEC.decode(raw)
+        return fast.decode(raw)
     except Fallback as e:
-        CODEC.fallbacks += 1
+        fast.fallbacks += 1
         if len(raw) > INTERPRET_REFUSED_UP_TO:
             raise UbusFormatError("malformed ubus message of %d bytes: %s" % (
                 len(raw), e.args[0] if e.args else "refused by the codec (too long to be"
@@ -306,10 +307,11 @@ def decode_message(raw: bytes) -> dict:
 
 def encode_message(msg: _MappingABC) -> bytes:
     """A dict as returned by ``decode_message`` -> one frame (fast, as decode_message)."""
+    fast = _codec or codec()
     try:
-        return CODEC.encode(msg)
+        return fast.encode(msg)
     except Fallback:
-        CODEC.fallbacks += 1
+        fast.fallbacks += 1
         return encode_message_interpreted(msg)
 
 
@@ -466,7 +468,22 @@ def status_code(name: str) -> int:
     return STATUS.index(name)
 
 
-# The fast path, read off the declarations above (sroamd/wire/blobcodec.py);
-# CODEC.fallbacks counts what the declaration had to decide.
-CODEC = BlobCodec(UbusMessage, UbusMsgHdr, UbusAttr, _SUBSCRIBER, BlobmsgList, _Reject, _Attrs,
-                   PY_OF_TYPE, blobmsg_choice)
+# The fast path, read off the declarations above (sroamd/wire/blobcodec.py),
+# made at its first use (reading the declaration takes ~20 ms here, which a
+# node without ubus need not spend).  ubus.CODEC is it too; CODEC.fallbacks
+# counts what the declaration had to decide.
+_codec: BlobCodec | None = None
+
+
+def codec() -> BlobCodec:
+    global _codec
+    if _codec is None:
+        _codec = BlobCodec(UbusMessage, UbusMsgHdr, UbusAttr, _SUBSCRIBER, BlobmsgList, _Reject,
+                           _Attrs, PY_OF_TYPE, blobmsg_choice)
+    return _codec
+
+
+def __getattr__(name):
+    if name == "CODEC":
+        return codec()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
