@@ -93,8 +93,8 @@ def random_message(rng):
            "peer": rng.randrange(1 << 32)}
     for attr in rng.sample(list(ubus.ATTRS), rng.randrange(6)):
         msg[attr] = {
-            "status": rng.randrange(14), "objpath": rng.choice(NAMES), "objid": rng.randrange(1 << 32),
-            "method": rng.choice(NAMES), "objtype": rng.randrange(1 << 32),
+            "status": rng.randrange(14), "objpath": rng.choice(NAMES),
+            "objid": rng.randrange(1 << 32), "method": rng.choice(NAMES), "objtype": rng.randrange(1 << 32),
             "signature": {"m": {"a": rng.randrange(9)}},
             "data": {rng.choice(NAMES): random_value(rng, 0) for _ in range(rng.randrange(6))},
             "target": rng.randrange(1 << 32), "active": rng.randrange(2),

@@ -48,7 +48,7 @@ from collections.abc import Mapping as _MappingABC
 
 from construct import (Adapter, Aligned, BytesInteger, Const, ConstructError, FocusedSeq,
                        FormatField, GreedyBytes, Mapping, NullTerminated, Prefixed, Renamed,
-                       Struct, Subconstruct, Switch, Terminated)
+                       Struct, Switch, Terminated)
 
 
 class Fallback(Exception):
