@@ -128,6 +128,67 @@ def clients_reply(rng: random.Random) -> dict:
     return {"freq": 2437, "clients": clients}
 
 
+def attribute_offsets(frame: bytes) -> list[tuple[int, tuple[int, ...]]]:
+    """Where each blob attribute of a well-formed frame starts, with the
+    offsets of the attributes around it (message attributes, and the blobmsg
+    attributes of data and signature, nested)."""
+    found = []
+
+    def walk(pos, end, blobmsg, parents):
+        while pos + 4 <= end:
+            word = int.from_bytes(frame[pos:pos + 4], "big")
+            length = word & 0xFFFFFF
+            if length < 4 or pos + length > end:
+                return
+            found.append((pos, parents))
+            kind = word >> 24 & 0x7F
+            if not blobmsg and kind in (6, 7):          # signature, data
+                walk(pos + 4, pos + length, True, parents + (pos,))
+            elif blobmsg and kind in (1, 2) and length >= 6:   # array, table
+                name_len = int.from_bytes(frame[pos + 4:pos + 6], "big")
+                walk(pos + 4 + (2 + name_len + 1 + 3) // 4 * 4, pos + length, True,
+                     parents + (pos,))
+            pos += (length + 3) // 4 * 4
+
+    walk(12, len(frame), False, (8,))
+    return found
+
+
+def _with_length(frame: bytearray, at: int, change: int) -> None:
+    word = int.from_bytes(frame[at:at + 4], "big")
+    length = max(0, min(0xFFFFFF, (word & 0xFFFFFF) + change))
+    frame[at:at + 4] = ((word & 0xFF000000) | length).to_bytes(4, "big")
+
+
+def resize_attribute(rng: random.Random, frame: bytes) -> bytes:
+    """frame with one attribute a little off, where random mutations seldom
+    land: its length alone changed, or bytes added to its payload (or taken
+    away) with every length around it adjusted, so that only the attribute's
+    own content is wrong (an integer of 5 bytes, a string after its NUL...)."""
+    offsets = attribute_offsets(frame)
+    if not offsets:
+        return frame
+    at, parents = rng.choice(offsets)
+    out = bytearray(frame)
+    if rng.random() < 0.3:
+        _with_length(out, at, rng.choice((-8, -4, -2, -1, 1, 2, 4, 8)))
+        return bytes(out)
+    length = int.from_bytes(frame[at + 1:at + 4], "big")
+    change = rng.choice((1, 2, 3, 4, 8, -1, -2, -4))
+    if length + change < 4:
+        return frame
+    body = frame[at:at + length]
+    body = body + (bytes(change) if rng.random() < 0.5 else rng.randbytes(change)) \
+        if change > 0 else body[:change]
+    padded = body + bytes(-len(body) % 4)
+    delta = len(padded) - (length + 3) // 4 * 4
+    out[at:at + (length + 3) // 4 * 4] = padded
+    _with_length(out, at, change)
+    for parent in parents:
+        _with_length(out, parent, delta)
+    return bytes(out)
+
+
 def _authorized(info) -> bool:
     """hostapd's word that a station is in, as the protocol carries it."""
     if not isinstance(info, dict):
@@ -409,8 +470,10 @@ class UbusPath:
     def _junk(self, rng: random.Random) -> list[bytes]:
         caps = captures()
         r = rng.random()
-        if caps and r < 0.5:
+        if caps and r < 0.4:
             data = mutate(rng, rng.choice(caps), caps)
+        elif caps and r < 0.5:
+            data = resize_attribute(rng, rng.choice(caps))
         elif r < 0.75:
             # A well-framed message of any type with random attributes.
             msg = {"type": rng.choice(("data", "status", "invoke", "notify", "unsubscribe",
