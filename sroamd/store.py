@@ -182,7 +182,9 @@ class Store:
         # nothing beyond the dict entry, where a list would cost 90 bytes a
         # lease (a tuple of two, 56).  The MAC is the datum's value object.
         # (Past MAC_TUPLE_MAX keys, a list: tuples grow by copying.)
-        self._leases_by_mac: dict[bytes, bytes | tuple[bytes, ...] | list[bytes]] = {}
+        # Made at the first lookup: a node that serves no clients (a relay)
+        # never looks a MAC up, and spares its ~46 bytes a lease.
+        self._leases_by_mac: dict[bytes, bytes | tuple[bytes, ...] | list[bytes]] | None = None
         # The expiry calendar: whole second -> the keys whose next expiry
         # event (Store._next_event) falls in it, and a min-heap of those
         # seconds.  A key costs 8 bytes in a list, where a (time, key) heap
@@ -245,6 +247,10 @@ class Store:
         """Live leases (IPV4_LEASE or IPV6_LEASE) whose value is mac, smallest key first."""
         now = self.clock()
         found = []
+        if self._leases_by_mac is None:
+            self._leases_by_mac = {}
+            for datum in self._data.values():
+                self._index(datum)
         keys = self._leases_by_mac.get(mac, ())
         for key in (keys,) if type(keys) is bytes else keys:
             datum = self._data[key]
@@ -554,12 +560,16 @@ class Store:
             beside.pop(datum.key, None)
 
     def _index(self, datum: Datum) -> None:
-        if datum.kind in (IPV4_LEASE, IPV6_LEASE) and len(datum.value) == 6:
-            index = self._leases_by_mac
+        index = self._leases_by_mac
+        if index is not None and datum.kind in (IPV4_LEASE, IPV6_LEASE) and len(datum.value) == 6:
             keys = index.get(datum.value)
             if keys is None:
                 index[datum.value] = datum.key
-            elif type(keys) is bytes:
+                return
+            # The client's other leases hold the same MAC: one bytes object
+            # for all (40 bytes a lease spared).
+            datum.value = self._data[keys if type(keys) is bytes else keys[0]].value
+            if type(keys) is bytes:
                 index[datum.value] = (keys, datum.key)
             elif type(keys) is tuple and len(keys) < MAC_TUPLE_MAX:
                 index[datum.value] = keys + (datum.key,)
@@ -572,6 +582,8 @@ class Store:
 
     def _unindex(self, datum: Datum) -> None:
         index = self._leases_by_mac
+        if index is None:
+            return
         keys = index.get(datum.value)
         if keys is None:
             return
