@@ -182,6 +182,10 @@ class BlobCodec:
         self._blobmsg(blobmsg_list)
         self._name_cache: dict[str, bytes] = {}
         self._texts: dict[bytes, str] = {}
+        for name, (_, kind, arg) in self.attr_kinds.items():
+            if kind == CSTRING and arg is not self.name_text:
+                raise TypeError(f"message attribute {name}: the blobmsg text adapter expected"
+                                " (decoding caches its readings)")
         self._members = self._members_encoder()
         self._list = self._list_decoder()
 
@@ -366,6 +370,7 @@ class BlobCodec:
         msg = {"type": mtype, "seq": seq, "peer": peer}
         pos, extra, modulus = self.head.size, self.extra, self.modulus
         unpack_word, by_byte = _WORD.unpack_from, self.attr_by_byte
+        texts, text = self._texts, self._text
         while pos < n:
             if pos + 4 > n:
                 raise Fallback
@@ -383,7 +388,8 @@ class BlobCodec:
             elif kind == CSTRING:
                 if raw.find(b"\0", start, end) != end - 1:
                     raise Fallback
-                value = arg._decode(raw[start:end - 1], None, None)
+                value = raw[start:end - 1]
+                value = texts.get(value) or text(value)
             elif kind == LIST:
                 value = self._list(raw, start, end, 1, True)
             else:
