@@ -19,7 +19,11 @@ Two views are offered:
   "method": "...", "data": {...}}``.  Blobmsg int8 becomes a bool (libubus uses
   it for booleans); encoding picks int8/int32/int64/double/string/table/array
   from the Python type, and ``Typed`` forces a type where a peer needs it
-  (e.g. an object id that ubusd parses as int32).
+  (e.g. an object id that ubusd parses as int32).  These are the hot path: a
+  codec derived from the declarations (sroamd/wire/blobcodec.py) does them in
+  a few us a frame, and leaves to the declarations, interpreted
+  (``decode_message_interpreted``/``encode_message_interpreted``), whatever
+  it is not sure of.
 
 Anything malformed (lengths past the end, bad padding, unknown message types,
 attributes or blobmsg types, nesting deeper than ``MAX_DEPTH``, invalid
