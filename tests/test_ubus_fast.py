@@ -6,7 +6,8 @@ on random messages and on mutated and random frames."""
 import random
 
 import pytest
-from construct import Bytes, Int8ub, Mapping, Prefixed, Struct, Switch, Terminated, this
+from construct import (Bytes, ConstructError, Int8ub, Mapping, Prefixed, Struct, Switch,
+                       Terminated, this)
 
 import test_ubus_wire
 from captures import load_jsonl
@@ -309,3 +310,59 @@ def test_large_frames_mutated_decode_alike():
         for _ in range(rng.randint(1, 2)):
             frame[rng.randrange(len(frame))] = rng.choice((0, 0x41, 0x80, 0xFF))
         assert decode_disagreement(bytes(frame)) is None
+
+
+def _codec_for(blobmsg_list):
+    """BlobCodec over the ubus declaration with another blobmsg list in data/signature."""
+    switch = ubus.UbusAttr.subcon.subcons[1].subcon.subcon
+    cases = dict(switch.cases, data=blobmsg_list, signature=blobmsg_list)
+    attr = ubus._blob_attr(Mapping(ubus._IdByte(False), ubus.ATTRS), Switch(this.id, cases))
+    message = Struct("hdr" / ubus.UbusMsgHdr,
+                     "attrs" / Struct("id" / ubus.Const(0, ubus._IdByte(False)),
+                                      "payload" / Prefixed(ubus._BLOB_LEN, ubus._Attrs(attr))),
+                     Terminated)
+    codec = BlobCodec(message, ubus.UbusMsgHdr, attr, ubus._SUBSCRIBER, blobmsg_list,
+                      ubus._Reject, ubus._Attrs, ubus.PY_OF_TYPE, ubus.blobmsg_choice)
+    codec.message = message
+    return codec
+
+
+def test_codec_follows_the_declared_levels_or_refuses_them():
+    """The codec reads one blobmsg level and the number of levels: a
+    declaration with fewer levels is followed; one whose levels differ
+    (here an int32 read unsigned at one depth) or whose strings use another
+    text adapter than names is refused at import."""
+    from construct import ExprAdapter, GreedyBytes, Int32ub
+
+    def levels(count, patch_at=None):
+        children = ubus._Reject("too deep")
+        for depth in range(count):
+            attr = ubus._blobmsg_attr(children)
+            if depth == patch_at:
+                value = attr.subcon.subcons[1].subcon.subcon.subcons[1].subcon
+                value.cases["int32"] = Int32ub
+            children = ubus._Attrs(attr)
+        return children
+
+    four = _codec_for(levels(4))
+    assert four.max_depth == 4
+    fits = encode_message({"type": "data", "data": {"a": {"b": [{"c": 1}]}}})   # 4 lists
+    assert same(four.decode(fits), decode_message(fits))
+    deeper = encode_message({"type": "data", "data": {"a": {"b": [{"c": {}}]}}})
+    with pytest.raises(Fallback, match="nesting deeper than 4"):
+        four.decode(deeper)
+    with pytest.raises(ConstructError, match="too deep"):   # (as the 4 levels declare)
+        four.message.parse(deeper)
+    four.message.parse(fits)
+    with pytest.raises(TypeError, match="differs"):
+        _codec_for(levels(6, patch_at=2))
+    other_text = ExprAdapter(GreedyBytes, decoder=lambda obj, ctx: obj.decode("latin-1"),
+                             encoder=lambda obj, ctx: obj.encode("latin-1"))
+    saved = ubus._TEXT
+    try:
+        ubus._TEXT = other_text
+        latin = levels(3)
+    finally:
+        ubus._TEXT = saved
+    with pytest.raises(TypeError, match="one text adapter"):
+        _codec_for(latin)
