@@ -569,6 +569,7 @@ class BlobCodec:
         kinds = {btype: (b << 24, kind, arg._encode if kind == CSTRING else arg)
                  for btype, (b, kind, arg) in self.bm_kinds.items()}
         mapping_abc = _MappingABC
+        pads = [bytes(-size % modulus) for size in range(modulus)]   # by size % modulus
 
         def members(buf, values, depth, table):
             if table:
@@ -598,8 +599,7 @@ class BlobCodec:
                     if size - 4 + extra > 0xFFFFFF:
                         raise Fallback
                     pack_word_into(buf, start, first | (size - 4 + extra))
-                    if size % modulus:
-                        buf += bytes(-size % modulus)
+                    buf += pads[size % modulus]
                     continue
                 size = 4 + len(header) + len(payload)
                 if size - 4 + extra > 0xFFFFFF:
@@ -607,6 +607,5 @@ class BlobCodec:
                 buf += word(first | (size - 4 + extra))
                 buf += header
                 buf += payload
-                if size % modulus:
-                    buf += bytes(-size % modulus)
+                buf += pads[size % modulus]
         return members
