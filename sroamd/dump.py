@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def format_mac(mac: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in mac)
+    return mac.hex(":")  # (what ":".join(f"{b:02x}" ...) gives, 5x faster: status tables)
 
 
 def describe_datum(datum: Datum, store: Store) -> str:
