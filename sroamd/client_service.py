@@ -133,6 +133,11 @@ def _mac(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
 
 
+async def _next_turn() -> None:
+    """Let the event loop run what is ready (a pause of a reconcile in steps)."""
+    await asyncio.sleep(0)
+
+
 class ClientService:
     def __init__(self, store: Store, config: Config, node_id: bytes, *,
                  on_client_seen: Callable[[str, bytes], None] | None = None,
@@ -182,6 +187,7 @@ class ClientService:
         self.reconcile_interval = reconcile_interval
         self.adopt_hold = adopt_hold
         self._reconcile_timer: asyncio.TimerHandle | None = None
+        self._reconcile_task: asyncio.Task | None = None
         self._release_timer: asyncio.TimerHandle | None = None
         self._started_at = 0.0
         self.is_synced = False
@@ -247,6 +253,9 @@ class ClientService:
             if timer is not None:
                 timer.cancel()
         self._reconcile_timer = self._release_timer = self._sweep_timer = None
+        if self._reconcile_task is not None:
+            self._reconcile_task.cancel()
+            self._reconcile_task = None
         self.routes.later = None  # (no loop to run them after this)
         if self.withdraw_at_stop:
             infos = [info for info in map(self._link_info, self.config.interfaces) if info]
@@ -396,11 +405,19 @@ class ClientService:
             self.routed.pop(mac, None)
 
     def _reconcile(self) -> None:
-        """Our routes against the kernel's (one dump): missing ones back,
-        unwanted ones gone (unless still held after a restart)."""
+        """Our routes against the kernel's (one dump, at once: a link
+        changed, or start): missing ones back, unwanted ones gone (unless
+        still held after a restart).  A reconcile in steps under way is
+        superseded."""
         if self.routes is None or self.links is None:
             return
-        self.routes.reconcile({link.index for link in self.links.links.values() if link.up})
+        if self._reconcile_task is not None:
+            self._reconcile_task.cancel()
+            self._reconcile_task = None
+        self.routes.reconcile(self._up_indexes())
+
+    def _up_indexes(self) -> set[int]:
+        return {link.index for link in self.links.links.values() if link.up}
 
     def _arm_reconcile(self) -> None:
         if self._loop is not None and self.reconcile_interval > 0:
@@ -408,12 +425,28 @@ class ClientService:
                                                           self._on_reconcile_timer)
 
     def _on_reconcile_timer(self) -> None:
+        """The periodic reconcile, in steps (RouteManager.reconcile_in_steps:
+        the event loop serves clients between the parts of the dump); the
+        next is armed when it is done."""
+        self._reconcile_timer = None
+        if self._reconcile_task is not None or self.routes is None or self.links is None:
+            self._arm_reconcile()  # (one under way, e.g. the release's)
+            return
+        self._reconcile_task = self._loop.create_task(self._reconcile_in_steps())
+
+    async def _reconcile_in_steps(self) -> None:
+        task = asyncio.current_task()
         try:
-            self._reconcile()
+            await self.routes.reconcile_in_steps(self._up_indexes(), _next_turn)
+        except asyncio.CancelledError:
+            raise
         except Exception:  # never stop checking
             log.exception("route reconcile failed")
         finally:
-            self._arm_reconcile()
+            if self._reconcile_task is task:
+                self._reconcile_task = None
+                if self._reconcile_timer is None:
+                    self._arm_reconcile()
 
     def _schedule_release(self) -> None:
         delay = self._started_at + self.adopt_hold - self._loop.time()
@@ -422,10 +455,14 @@ class ClientService:
         self._release_timer = self._loop.call_later(max(0.0, delay), self._release_routes)
 
     def _release_routes(self) -> None:
+        """The hold is over: the adopted routes nobody wants go, at the next
+        reconcile, made now (in steps; the periodic one restarts after it)."""
         self._release_timer = None
         if self.routes is not None and self.routes.holding:
             self.routes.release()
-            self._reconcile()
+            if self._reconcile_timer is not None:
+                self._reconcile_timer.cancel()
+            self._on_reconcile_timer()
 
     # -- links -------------------------------------------------------------
 

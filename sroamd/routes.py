@@ -66,13 +66,12 @@ import errno
 import logging
 import socket
 from collections import Counter
-from typing import Callable
+from typing import Awaitable, Callable
 
 from sroamd.rtnl import Rtnl  # (first: it keeps pyroute2's package import light)
 
 from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL  # noqa: E402
-from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE  # noqa: E402
-from pyroute2.netlink.rtnl.rtmsg import rtmsg  # noqa: E402
+from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_NEWROUTE  # noqa: E402
 
 log = logging.getLogger("sroamd.routes")
 
@@ -80,8 +79,6 @@ PROTO_SROAMD = 44
 RT_TABLE_MAIN = 254
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
 RTN_UNICAST = 1
-# Offset of rtm_protocol in a route message (after the 16-byte netlink header).
-_PROTOCOL_OFFSET = 16 + 5
 
 Key = tuple[bytes, int]  # (address: 4 or 16 bytes, prefix length)
 # How long a shadow route stays (the module doc): babeld 1.12 appears to
@@ -97,16 +94,6 @@ def _family(address: bytes) -> int:
 
 def route_text(address: bytes, prefixlen: int) -> str:
     return f"{socket.inet_ntop(_family(address), address)}/{prefixlen}"
-
-
-def _of_protocol(proto: int):
-    def keep(data: bytes, offset: int) -> bool:
-        """A route of protocol `proto` (looked at before decoding)."""
-        return len(data) > offset + _PROTOCOL_OFFSET and data[offset + _PROTOCOL_OFFSET] == proto
-    return keep
-
-
-_ours_raw = _of_protocol(PROTO_SROAMD)
 
 
 class RouteManager:
@@ -137,6 +124,8 @@ class RouteManager:
         self.repaired = 0  # wanted routes found missing and put back
         self.reconciles = 0
         self.failures: Counter[str] = Counter()  # errno name -> count
+        # Keys changed while reconcile_in_steps reads its dump (None: none is).
+        self.touched: set[Key] | None = None
 
     # -- what is wanted ----------------------------------------------------
 
@@ -177,10 +166,58 @@ class RouteManager:
         kernel = self._dump(ifindexes)
         if kernel is None:
             return False
+        self._apply(kernel, ifindexes, ())
+        return True
+
+    async def reconcile_in_steps(self, ifindexes: set[int],
+                                 pause: Callable[[], Awaitable[None]]) -> bool:
+        """reconcile(), with the dump read one datagram (a few hundred
+        routes) at a time and `await pause()` between them, so that the event
+        loop goes on serving clients (issue 11: the dump of 10,000 routes
+        took a quarter of a second at once).  Routes changed meanwhile
+        (add, remove, another reconcile) may or may not be in the dump:
+        they are left as this manager last saw them.  The dump has a socket
+        of its own (a request on the shared one would read, and drop, parts
+        of the dump), closed after."""
+        dumper = Rtnl(strict=True)
+        self.touched = touched = set()
+        try:
+            kernel: dict[Key, set[tuple[int, int]]] = {}
+            for family in (socket.AF_INET, socket.AF_INET6):
+                filtered = dumper.strict
+                seq = dumper.start_route_dump(family, RT_TABLE_MAIN if filtered else 0,
+                                              PROTO_SROAMD if filtered else 0)
+                while True:
+                    routes, done = dumper.read_route_dump(seq, PROTO_SROAMD)
+                    _collect(kernel, routes, ifindexes, PROTO_SROAMD)
+                    if done:
+                        break
+                    await pause()
+        except OSError as e:
+            log.error("cannot list routes: %s", e)
+            return False
+        finally:
+            if self.touched is touched:
+                self.touched = None
+            dumper.close()
+        self._apply(kernel, ifindexes, touched)
+        return True
+
+    def _apply(self, kernel: dict[Key, set[tuple[int, int]]], ifindexes: set[int],
+               touched) -> None:
+        """reconcile() on a dump of the kernel's routes; the keys in touched
+        changed during the dump: what this manager knows of them stands."""
+        for key in touched:
+            if key in self.present:
+                kernel[key] = set(self.present[key])
+            else:
+                kernel.pop(key, None)
         self.reconciles += 1
         self.present = kernel
         held = 0
         for key, routes in list(kernel.items()):
+            if key in touched:
+                continue
             want = self.wanted.get(key)
             ours = (want[0], self._metric_of(key[0])) if want is not None else None
             if ours in routes:
@@ -202,6 +239,8 @@ class RouteManager:
                         " until the store is synced", held, PROTO_SROAMD)
         self.held = held
         for key, (ifindex, ifname) in list(self.wanted.items()):
+            if key in touched:
+                continue
             if ifindex not in ifindexes or \
                     (ifindex, self._metric_of(key[0])) in kernel.get(key, ()):
                 continue
@@ -215,7 +254,6 @@ class RouteManager:
                 self._install(key)  # refused before (EEXIST...): try again, quietly
         if self.retract_proto:
             self._remove_stale_shadows(ifindexes)
-        return True
 
     def _remove_stale_shadows(self, ifindexes: set[int]) -> None:
         """A shadow route lives for microseconds; one still there (sroamd
@@ -243,27 +281,12 @@ class RouteManager:
               proto: int = PROTO_SROAMD) -> dict[Key, set[tuple[int, int]]] | None:
         out: dict[Key, set[tuple[int, int]]] = {}
         for family in (socket.AF_INET, socket.AF_INET6):
-            request = rtmsg()
-            request["family"] = family
-            if getattr(self.rtnl, "strict", False):  # the kernel sends only these
-                request["proto"] = proto
-                request["table"] = RT_TABLE_MAIN
             try:
-                keep = _ours_raw if proto == PROTO_SROAMD else _of_protocol(proto)
-                routes = self.rtnl.dump(request, RTM_GETROUTE, keep=keep)
+                routes = self.rtnl.dump_routes(family, RT_TABLE_MAIN, proto)
             except OSError as e:
                 log.error("cannot list routes: %s", e)
                 return None
-            for route in routes:
-                if route["proto"] != proto:
-                    continue
-                table = route.get_attr("RTA_TABLE") or route["table"]
-                ifindex = route.get_attr("RTA_OIF")
-                dst = route.get_attr("RTA_DST")
-                if table != RT_TABLE_MAIN or ifindex not in ifindexes or dst is None:
-                    continue
-                key = (socket.inet_pton(family, dst), route["dst_len"])
-                out.setdefault(key, set()).add((ifindex, route.get_attr("RTA_PRIORITY") or 0))
+            _collect(out, routes, ifindexes, proto)
         return out
 
     def _metric_of(self, address: bytes) -> int:
@@ -272,20 +295,16 @@ class RouteManager:
             return 1024
         return self.metric
 
-    def _message(self, address: bytes, prefixlen: int, ifindex: int,
-                 metric: int | None = None, proto: int = PROTO_SROAMD):
+    def _change(self, msg_type: int, flags: int, address: bytes, prefixlen: int,
+                ifindex: int, metric: int | None = None, proto: int = PROTO_SROAMD) -> None:
+        """One route change, acknowledged (RtnlError if refused)."""
         family = _family(address)
-        msg = rtmsg()
-        msg["family"] = family
-        msg["dst_len"] = prefixlen
-        msg["table"] = RT_TABLE_MAIN
-        msg["proto"] = proto
-        msg["scope"] = RT_SCOPE_LINK if family == socket.AF_INET else RT_SCOPE_UNIVERSE
-        msg["type"] = RTN_UNICAST
-        msg["attrs"] = [("RTA_DST", socket.inet_ntop(family, address)),
-                        ("RTA_OIF", ifindex),
-                        ("RTA_PRIORITY", self.metric if metric is None else metric)]
-        return msg
+        if self.touched is not None:
+            self.touched.add((address, prefixlen))
+        self.rtnl.change_route(msg_type, flags, family, prefixlen, RT_TABLE_MAIN, proto,
+                               RT_SCOPE_LINK if family == socket.AF_INET else RT_SCOPE_UNIVERSE,
+                               RTN_UNICAST, address, ifindex,
+                               self.metric if metric is None else metric)
 
     def _install(self, key: Key) -> bool:
         ifindex, ifname = self.wanted[key]
@@ -299,8 +318,7 @@ class RouteManager:
             self._delete(address, prefixlen, *other)
             routes.discard(other)
         try:
-            self.rtnl.request(self._message(address, prefixlen, ifindex), RTM_NEWROUTE,
-                              NLM_F_CREATE | NLM_F_EXCL)
+            self._change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, address, prefixlen, ifindex)
         except OSError as e:
             if not routes:
                 del self.present[key]
@@ -333,8 +351,7 @@ class RouteManager:
             return self._delete(address, prefixlen, ifindex, metric)
         shadow = (address, prefixlen, ifindex, metric + 1)
         try:
-            self.rtnl.request(self._message(*shadow, self.retract_proto), RTM_NEWROUTE,
-                              NLM_F_CREATE | NLM_F_EXCL)
+            self._change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, *shadow, self.retract_proto)
         except OSError as e:  # (one left by a crash: EEXIST, fine; else plain delete)
             if e.errno != errno.EEXIST:
                 return self._delete(address, prefixlen, ifindex, metric)
@@ -360,8 +377,7 @@ class RouteManager:
     def _delete(self, address: bytes, prefixlen: int, ifindex: int, metric: int,
                 proto: int = PROTO_SROAMD) -> bool:
         try:
-            self.rtnl.request(self._message(address, prefixlen, ifindex, metric, proto),
-                              RTM_DELROUTE)
+            self._change(RTM_DELROUTE, 0, address, prefixlen, ifindex, metric, proto)
         except OSError as e:
             if e.errno not in (errno.ESRCH, errno.ENODEV):  # already gone with its link
                 self.failures["remove_" + errno.errorcode.get(e.errno, str(e.errno))] += 1
@@ -384,3 +400,14 @@ class RouteManager:
                 "added": self.added, "removed": self.removed, "repaired": self.repaired,
                 "shadows": self.shadows, "stale_shadows": self.stale_shadows,
                 "reconciles": self.reconciles, "failures": dict(self.failures)}
+
+
+def _collect(out: dict[Key, set[tuple[int, int]]], routes, ifindexes: set[int],
+             proto: int) -> None:
+    """The routes (sroamd.wire.rtnetlink.Route) of proto in the main table on
+    these interfaces, into out: (address, prefixlen) -> {(ifindex, metric)}."""
+    for route in routes:
+        if route.proto != proto or route.table != RT_TABLE_MAIN \
+                or route.oif not in ifindexes or route.dst is None:
+            continue
+        out.setdefault((route.dst, route.dst_len), set()).add((route.oif, route.priority))

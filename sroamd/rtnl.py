@@ -59,15 +59,23 @@ from pyroute2.netlink import (NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,  # noqa: E40
 from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_NEWROUTE  # noqa: E402
 from pyroute2.netlink.rtnl.rtmsg import rtmsg  # noqa: E402
 
-from sroamd.wire.rtnetlink import encodable, encode_route  # noqa: E402
+from sroamd.wire.rtnetlink import (Route, encodable, encode_route, error_code,  # noqa: E402
+                                   messages, parse_route, route_change, route_dump_request)
 
 ROUTE_CHANGES = (RTM_NEWROUTE, RTM_DELROUTE)
 
 RCVBUF = 1 << 20
+# A datagram read: the kernel makes dump parts of at most 32 KB.  (Not
+# RCVBUF: recv(n) allocates n bytes first, a megabyte for every ACK.)
+DATAGRAM = 1 << 16
 SOL_NETLINK = 270
 # Linux 4.20+: dump requests are checked strictly, and their header and
 # attributes filter what the kernel sends (e.g. routes of one protocol).
 NETLINK_GET_STRICT_CHK = 12
+
+
+# Offset of rtm_protocol in a route message (after the 16-byte netlink header).
+_PROTOCOL_OFFSET = 16 + 5
 
 
 class RtnlError(OSError):
@@ -129,6 +137,84 @@ class Rtnl:
                 return
         raise RtnlError(errno.EIO, "no acknowledgement from the kernel")
 
+    # -- routes, without pyroute2's classes (issue 11) ------------------------
+    #
+    # pyroute2's rtmsg costs ~100 us to encode, ~60 us to decode (an ACK as
+    # much as a route) and leaves cyclic garbage for the collector: a route
+    # per client arriving, two per roam, thousands per reconcile dump.
+    # These take sroamd.wire.rtnetlink's flat codecs instead.
+
+    def change_route(self, msg_type: int, flags: int, family: int, dst_len: int, table: int,
+                     proto: int, scope: int, rtype: int, dst: bytes, oif: int,
+                     priority: int) -> None:
+        """RTM_NEWROUTE/RTM_DELROUTE, returning once acknowledged; raises
+        RtnlError with the kernel's errno if refused."""
+        self.seq = seq = (self.seq + 1) & 0xFFFFFFFF
+        self.sock.send(route_change(msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, seq, family,
+                                    dst_len, table, proto, scope, rtype, dst, oif, priority))
+        self._acknowledged(seq)
+
+    def _acknowledged(self, seq: int) -> None:
+        while True:
+            try:
+                data = self.sock.recv(DATAGRAM)
+            except BlockingIOError:
+                break
+            for m in messages(data):
+                if m.seq == seq and m.type == NLMSG_ERROR:
+                    code = error_code(data, m.offset)
+                    if code:
+                        raise RtnlError(code, errno_name(code))
+                    return
+        raise RtnlError(errno.EIO, "no acknowledgement from the kernel")
+
+    def start_route_dump(self, family: int, table: int = 0, proto: int = 0) -> int:
+        """Ask for the routes of family (with strict checking, only those of
+        table and proto; others may come anyway); read them with
+        read_route_dump.  Returns the request's sequence number."""
+        from pyroute2.netlink.rtnl import RTM_GETROUTE
+        self.seq = seq = (self.seq + 1) & 0xFFFFFFFF
+        self.sock.send(route_dump_request(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq,
+                                          family, table, proto))
+        return seq
+
+    def read_route_dump(self, seq: int, proto: int | None = None) -> tuple[list[Route], bool]:
+        """One datagram's routes of the dump seq (of protocol proto, if
+        given: the others are not decoded) and whether the dump is done.
+        The kernel makes the next part as this one is read: one is always
+        queued until the end (none is an error)."""
+        try:
+            data = self.sock.recv(DATAGRAM)
+        except BlockingIOError:
+            raise RtnlError(errno.EIO, "dump ended early") from None
+        out = []
+        for m in messages(data):
+            if m.seq != seq:
+                continue
+            if m.type == NLMSG_DONE:
+                return out, True
+            if m.type == NLMSG_ERROR:
+                code = error_code(data, m.offset)
+                if code:
+                    raise RtnlError(code, errno_name(code))
+                continue
+            if m.type != RTM_NEWROUTE:
+                continue
+            if proto is not None and data[m.offset + _PROTOCOL_OFFSET] != proto:
+                continue
+            out.append(parse_route(data, m.offset, m.length))
+        return out, False
+
+    def dump_routes(self, family: int, table: int = 0, proto: int | None = None) -> list[Route]:
+        """All the routes of a dump at once (see start_route_dump)."""
+        seq = self.start_route_dump(family, table, proto or 0)
+        out: list[Route] = []
+        while True:
+            routes, done = self.read_route_dump(seq, proto)
+            out += routes
+            if done:
+                return out
+
     def dump(self, msg, msg_type: int, keep=None) -> list:
         """All the objects of a dump request (RTM_GETROUTE, RTM_GETADDR...),
         decoded with the class of the request (the answers are RTM_NEW*,
@@ -152,7 +238,7 @@ class Rtnl:
         """Parsed messages answering seq, until none is queued."""
         while True:
             try:
-                data = self.sock.recv(RCVBUF)
+                data = self.sock.recv(DATAGRAM)
             except BlockingIOError:
                 return
             for reply in self.parse(data, keep):

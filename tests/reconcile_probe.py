@@ -147,9 +147,65 @@ async def restart(netns):
     return out
 
 
+MANY = 4000  # routes in the kernel (the bench's DHCP runs leave as many)
+
+
+async def many_routes(netns):
+    """The periodic reconcile with MANY routes wanted: whether the event
+    loop runs other work while it reads them (issue 11: it stalled), and
+    what it makes of routes that change meanwhile."""
+    out = {}
+    service = ClientService(Store(), config(), b"\1" * 8, reconcile_interval=3600,
+                            adopt_hold=0)
+    service.synced()
+    await service.start()
+    try:
+        index = service.links.get("wl0").index
+        base = int(ipaddress.ip_address("198.18.0.0"))
+        keys = [(base + i).to_bytes(4, "big") for i in range(MANY)]
+        for key in keys:
+            service.routes.add(index, key, 32, "wl0")
+        # One deleted by hand: the reconcile must put it back.
+        ip(netns, "route", "del", "198.18.0.7/32", "dev", "wl0", "proto", "44")
+        before = service.routes.reconciles
+        turns = []  # the reconcile's progress at each turn of the loop another task got
+
+        async def other_work():
+            while service.routes.reconciles == before:
+                turns.append(service.routes.reconciles)
+                if len(turns) == 2:
+                    # Changes while the dump is read: a route added, one removed.
+                    service.routes.add(index, bytes([198, 19, 0, 1]), 32, "wl0")
+                    service.routes.remove(keys[-1], 32)
+                await asyncio.sleep(0)
+
+        worker = asyncio.get_running_loop().create_task(other_work())
+        service._reconcile_timer.cancel()
+        service._on_reconcile_timer()  # (what its timer does)
+        start = time.monotonic()
+        await until(lambda: service.routes.reconciles > before, 10, "the reconcile")
+        out["reconcile_s"] = time.monotonic() - start
+        await worker
+        out["turns_during"] = len(turns)
+        shown = ip(netns, "-4", "route", "show", "proto", "44").splitlines()
+        out["kernel_routes"] = len(shown)
+        out["has_new"] = any(line.startswith("198.19.0.1 ") for line in shown)
+        out["has_removed"] = any(line.startswith(str(ipaddress.ip_address(keys[-1])) + " ")
+                                 for line in shown)
+        out["has_deleted_by_hand"] = any(line.startswith("198.18.0.7 ") for line in shown)
+        out["status"] = service.status()["routes"]
+        out["armed_again"] = service._reconcile_timer is not None
+    finally:
+        service.stop_for_good()
+        await service.stop()
+    out["after_stop"] = len(routes44(netns).splitlines())
+    return out
+
+
 def main():
     scenario, ns = sys.argv[1], sys.argv[2]
-    out = asyncio.run({"flap": flap_and_delete, "restart": restart}[scenario](ns))
+    out = asyncio.run({"flap": flap_and_delete, "restart": restart,
+                       "many": many_routes}[scenario](ns))
     print(json.dumps(out))
 
 
