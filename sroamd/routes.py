@@ -66,7 +66,7 @@ import errno
 import logging
 import socket
 from collections import Counter
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterator
 
 from sroamd.rtnl import Rtnl  # (first: it keeps pyroute2's package import light)
 
@@ -86,6 +86,11 @@ Key = tuple[bytes, int]  # (address: 4 or 16 bytes, prefix length)
 # must still be there when it does; sroamd would be done with add, delete
 # and delete again in well under a millisecond.
 SHADOW_HOLD = 0.05
+# A reconcile in steps (reconcile_in_steps) reads the dump this many bytes
+# at a time (about 100 routes) and compares this many routes per step:
+# about a millisecond each.
+STEP_BYTES = 8192
+STEP_KEYS = 500
 
 
 def _family(address: bytes) -> int:
@@ -166,19 +171,21 @@ class RouteManager:
         kernel = self._dump(ifindexes)
         if kernel is None:
             return False
-        self._apply(kernel, ifindexes, ())
+        for _ in self._apply(kernel, ifindexes, set()):
+            pass
         return True
 
     async def reconcile_in_steps(self, ifindexes: set[int],
                                  pause: Callable[[], Awaitable[None]]) -> bool:
-        """reconcile(), with the dump read one datagram (a few hundred
-        routes) at a time and `await pause()` between them, so that the event
-        loop goes on serving clients (issue 11: the dump of 10,000 routes
-        took a quarter of a second at once).  Routes changed meanwhile
-        (add, remove, another reconcile) may or may not be in the dump:
-        they are left as this manager last saw them.  The dump has a socket
-        of its own (a request on the shared one would read, and drop, parts
-        of the dump), closed after."""
+        """reconcile(), in steps with `await pause()` between them, so that
+        the event loop goes on serving clients (issue 11: 4,000 routes took
+        a quarter of a second at once): the dump is read STEP_BYTES at a
+        time (the kernel makes its parts no larger than what is read), and
+        compared STEP_KEYS routes at a time.  Routes changed meanwhile (add,
+        remove, another reconcile) may or may not be in the dump: they are
+        left as this manager last saw them.  The dump has a socket of its
+        own (a request on the shared one would read, and drop, parts of the
+        dump), closed after."""
         dumper = Rtnl(strict=True)
         self.touched = touched = set()
         try:
@@ -188,11 +195,14 @@ class RouteManager:
                 seq = dumper.start_route_dump(family, RT_TABLE_MAIN if filtered else 0,
                                               PROTO_SROAMD if filtered else 0)
                 while True:
-                    routes, done = dumper.read_route_dump(seq, PROTO_SROAMD)
+                    routes, done = dumper.read_route_dump(seq, PROTO_SROAMD, STEP_BYTES)
                     _collect(kernel, routes, ifindexes, PROTO_SROAMD)
                     if done:
                         break
                     await pause()
+            dumper.close()
+            for _ in self._apply(kernel, ifindexes, touched):
+                await pause()
         except OSError as e:
             log.error("cannot list routes: %s", e)
             return False
@@ -200,23 +210,25 @@ class RouteManager:
             if self.touched is touched:
                 self.touched = None
             dumper.close()
-        self._apply(kernel, ifindexes, touched)
         return True
 
     def _apply(self, kernel: dict[Key, set[tuple[int, int]]], ifindexes: set[int],
-               touched) -> None:
-        """reconcile() on a dump of the kernel's routes; the keys in touched
-        changed during the dump: what this manager knows of them stands."""
+               touched: set[Key]) -> Iterator[None]:
+        """reconcile() on a dump of the kernel's routes, yielding every
+        STEP_KEYS routes; the keys in touched changed after the dump began
+        (it grows while this runs, between steps): what this manager knows
+        of them stands."""
         for key in touched:
             if key in self.present:
                 kernel[key] = set(self.present[key])
             else:
                 kernel.pop(key, None)
-        self.reconciles += 1
         self.present = kernel
         held = 0
-        for key, routes in list(kernel.items()):
-            if key in touched:
+        for step, (key, routes) in enumerate(list(kernel.items()), 1):
+            if step % STEP_KEYS == 0:
+                yield
+            if key in touched or kernel.get(key) is not routes:
                 continue
             want = self.wanted.get(key)
             ours = (want[0], self._metric_of(key[0])) if want is not None else None
@@ -238,8 +250,10 @@ class RouteManager:
             log.warning("keeping %d proto-%d routes found in the kernel (from before a restart)"
                         " until the store is synced", held, PROTO_SROAMD)
         self.held = held
-        for key, (ifindex, ifname) in list(self.wanted.items()):
-            if key in touched:
+        for step, (key, (ifindex, ifname)) in enumerate(list(self.wanted.items()), 1):
+            if step % STEP_KEYS == 0:
+                yield
+            if key in touched or self.wanted.get(key) != (ifindex, ifname):
                 continue
             if ifindex not in ifindexes or \
                     (ifindex, self._metric_of(key[0])) in kernel.get(key, ()):
@@ -254,6 +268,7 @@ class RouteManager:
                 self._install(key)  # refused before (EEXIST...): try again, quietly
         if self.retract_proto:
             self._remove_stale_shadows(ifindexes)
+        self.reconciles += 1
 
     def _remove_stale_shadows(self, ifindexes: set[int]) -> None:
         """A shadow route lives for microseconds; one still there (sroamd

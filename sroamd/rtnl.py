@@ -178,13 +178,16 @@ class Rtnl:
                                           family, table, proto))
         return seq
 
-    def read_route_dump(self, seq: int, proto: int | None = None) -> tuple[list[Route], bool]:
+    def read_route_dump(self, seq: int, proto: int | None = None,
+                        size: int = DATAGRAM) -> tuple[list[Route], bool]:
         """One datagram's routes of the dump seq (of protocol proto, if
         given: the others are not decoded) and whether the dump is done.
         The kernel makes the next part as this one is read: one is always
-        queued until the end (none is an error)."""
+        queued until the end (none is an error).  size: the most read at
+        once (the kernel makes its parts no larger than the largest read
+        on the socket so far; at least 8 KB: a route message is far smaller)."""
         try:
-            data = self.sock.recv(DATAGRAM)
+            data = self.sock.recv(size)
         except BlockingIOError:
             raise RtnlError(errno.EIO, "dump ended early") from None
         out = []
