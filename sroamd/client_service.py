@@ -172,6 +172,8 @@ class ClientService:
         self.gateway = config.gateway.packed if config.gateway else None
         self.clients: dict[bytes, str] = {}  # served MAC -> interface
         self.routed: dict[bytes, set[bytes]] = {}  # MAC -> lease keys routed
+        # Clients whose routes are to be synced at the next turn (ordered set).
+        self._route_syncs: dict[bytes, None] = {}
         self.routes_capped = 0  # leases not routed: their client had MAX_ROUTED_PER_KIND
         self.send_errors: Counter[str] = Counter()
         self.announced = 0
@@ -323,7 +325,7 @@ class ClientService:
             return
         if old is not None and old != datum.value and old in self.clients:
             if datum.key in self.routed.get(old, ()):
-                self._sync_routes(old)  # a routed lease left that client
+                self._sync_routes_soon(old)  # a routed lease left that client
             if datum.kind == IPV6_LEASE and len(datum.value) == 6 and datum.value != DECLINED:
                 # Another client has the /64 now (a conflict lost): a new one at once.
                 self._renumber.setdefault(old, []).append(datum.key[1:])
@@ -341,7 +343,7 @@ class ClientService:
         if sum(1 for key in have if key[0] == datum.kind) >= MAX_ROUTED_PER_KIND:
             self.routes_capped += 1
             return
-        self._sync_routes(datum.value)
+        self._sync_routes_soon(datum.value)
 
     def _schedule_renumber(self) -> None:
         # Not from inside the store's listener call: the new lease is a store
@@ -379,30 +381,56 @@ class ClientService:
         """Data that just expired (Store.expire()): routes of lapsed leases go."""
         for datum in data:
             if datum.key in self.routed.get(datum.value, ()):
-                self._sync_routes(datum.value)
+                self._sync_routes_soon(datum.value)
 
     # -- routes ------------------------------------------------------------
 
     def _sync_routes(self, mac: bytes) -> None:
         """Make the client's routes those of its live leases, on its interface."""
+        self._sync_routes_of([mac])
+
+    def _sync_routes_of(self, macs) -> None:
+        """_sync_routes of each client, the route changes of all of them
+        batched (RouteManager.remove_many, add_many: one netlink datagram
+        for up to rtnl.BATCH changes)."""
         if self.routes is None:
             return
-        have = self.routed.get(mac, set())
-        ifname = self.clients.get(mac)
-        link = self.links.get(ifname) if ifname is not None else None
-        wanted = set()
-        if link is not None and link.up:
-            wanted = {d.key for kind in (IPV4_LEASE, IPV6_LEASE)
-                      for d in self.store.leases_of(mac, kind)[:MAX_ROUTED_PER_KIND]}
-        for key in have - wanted:
-            self.routes.remove(*_route_of(key))
-        for key in wanted:
+        removes, adds = [], []
+        for mac in macs:
+            have = self.routed.get(mac, set())
+            ifname = self.clients.get(mac)
+            link = self.links.get(ifname) if ifname is not None else None
+            wanted = set()
+            if link is not None and link.up:
+                wanted = {d.key for kind in (IPV4_LEASE, IPV6_LEASE)
+                          for d in self.store.leases_of(mac, kind)[:MAX_ROUTED_PER_KIND]}
+            removes += [_route_of(key) for key in have - wanted]
             # (one the kernel refuses now stays wanted: reconciles try again)
-            self.routes.add(link.index, *_route_of(key), ifname=link.name)
-        if wanted:
-            self.routed[mac] = wanted
-        else:
-            self.routed.pop(mac, None)
+            adds += [(link.index, *_route_of(key), link.name) for key in wanted]
+            if wanted:
+                self.routed[mac] = wanted
+            else:
+                self.routed.pop(mac, None)
+        if removes:
+            self.routes.remove_many(removes)
+        if adds:
+            self.routes.add_many(adds)
+
+    def _sync_routes_soon(self, mac: bytes) -> None:
+        """_sync_routes at the next turn of the event loop, with every other
+        client's whose leases changed meanwhile: a flooded dump or burst
+        naming many clients served here is one batch of route changes."""
+        if self._loop is None:
+            self._sync_routes(mac)
+            return
+        if not self._route_syncs:
+            self._loop.call_soon(self._sync_routes_pending)
+        self._route_syncs[mac] = None
+
+    def _sync_routes_pending(self) -> None:
+        macs, self._route_syncs = list(self._route_syncs), {}
+        if self._loop is not None:  # (not stopped meanwhile)
+            self._sync_routes_of(macs)
 
     def _reconcile(self) -> None:
         """Our routes against the kernel's (one dump, at once: a link
@@ -484,9 +512,7 @@ class ClientService:
                     self.rs.join_all_routers(new.index)
                 except OSError as e:
                     log.error("%s: cannot receive router solicitations: %s", name, e)
-        for mac, ifname in list(self.clients.items()):
-            if ifname == name:
-                self._sync_routes(mac)
+        self._sync_routes_of([mac for mac, ifname in self.clients.items() if ifname == name])
         self._reconcile()
 
     def _open_dhcp_socket(self, name: str) -> None:

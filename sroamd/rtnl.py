@@ -68,6 +68,9 @@ RCVBUF = 1 << 20
 # A datagram read: the kernel makes dump parts of at most 32 KB.  (Not
 # RCVBUF: recv(n) allocates n bytes first, a megabyte for every ACK.)
 DATAGRAM = 1 << 16
+# Route changes sent in one datagram by change_routes: their acknowledgements
+# (about 1 KB of receive buffer each, as the kernel counts) fit in RCVBUF.
+BATCH = 128
 SOL_NETLINK = 270
 # Linux 4.20+: dump requests are checked strictly, and their header and
 # attributes filter what the kernel sends (e.g. routes of one protocol).
@@ -153,6 +156,43 @@ class Rtnl:
         self.sock.send(route_change(msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, seq, family,
                                     dst_len, table, proto, scope, rtype, dst, oif, priority))
         self._acknowledged(seq)
+
+    def change_routes(self, changes: list[tuple]) -> list[int]:
+        """Many route changes (change_route's arguments, each a tuple), sent
+        BATCH to a datagram (one sendmsg: the kernel handles the requests
+        in turn) and their acknowledgements read after: the errno of each
+        (0: done), in order.  For a burst of them (a flooded dump naming
+        many clients served here, a link back up, a stop for good): one
+        system call per BATCH instead of one per route and one per ack."""
+        codes: list[int] = []
+        for start in range(0, len(changes), BATCH):
+            chunk = changes[start:start + BATCH]
+            first = (self.seq + 1) & 0xFFFFFFFF
+            data = []
+            for (msg_type, flags, family, dst_len, table, proto, scope, rtype, dst, oif,
+                 priority) in chunk:
+                self.seq = (self.seq + 1) & 0xFFFFFFFF
+                data.append(route_change(msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, self.seq,
+                                         family, dst_len, table, proto, scope, rtype, dst, oif,
+                                         priority))
+            self.sock.send(b"".join(data))
+            answers = self._acknowledgements(first, len(chunk))
+            codes += [answers.get((first + i) & 0xFFFFFFFF, errno.EIO) for i in range(len(chunk))]
+        return codes
+
+    def _acknowledgements(self, first: int, count: int) -> dict[int, int]:
+        """seq -> errno of the acknowledgements of count requests numbered
+        from first (those that never came are missing)."""
+        out: dict[int, int] = {}
+        while len(out) < count:
+            try:
+                data = self.sock.recv(DATAGRAM)
+            except BlockingIOError:
+                break
+            for m in messages(data):
+                if m.type == NLMSG_ERROR and (m.seq - first) & 0xFFFFFFFF < count:
+                    out[m.seq] = error_code(data, m.offset)
+        return out
 
     def _acknowledged(self, seq: int) -> None:
         while True:

@@ -202,10 +202,109 @@ async def many_routes(netns):
     return out
 
 
+async def late_shadows(netns):
+    """A client leaves (its routes withdrawn with shadow routes, deleted
+    SHADOW_HOLD later) and sroamd stops for good at once: the shadows go at
+    stop, and the timers that still fire after it must do nothing."""
+    out = {}
+    store = Store()
+    service = ClientService(store, config(), b"\1" * 8, reconcile_interval=3600, adopt_hold=0)
+    service.synced()
+    await service.start()
+    give_a_leases(store)
+    service.client_arrived("wl0", A)
+    out["before"] = routes44(netns)
+    service.client_left(A)
+    service.stop_for_good()
+    await service.stop()
+    await asyncio.sleep(0.2)  # past SHADOW_HOLD: the withdrawal's timers fire
+    out["failures"] = dict(service.routes.failures)
+    out["shadows"] = service.routes.shadows
+    out["after"] = ip(netns, "-4", "route", "show", "proto", "45") + \
+        ip(netns, "-6", "route", "show", "proto", "45") + routes44(netns)
+    return out
+
+
+BURST = 300  # clients whose leases arrive in one flooded burst
+
+
+async def burst(netns):
+    """Leases of BURST clients served here flooded in at once (one store
+    update after another, as a flooding session applies a dump): their
+    routes go to the kernel in batches (several requests per netlink
+    datagram, Rtnl.change_routes), one of them refused by the kernel."""
+    from sroamd.rtnl import BATCH
+    out = {}
+    store = Store()
+    service = ClientService(store, config(), b"\1" * 8, reconcile_interval=3600,
+                            adopt_hold=0)
+    service.synced()
+    await service.start()
+    calls = {"change_route": 0, "change_routes": [], "sendmsg": 0}
+    rtnl = service.routes.rtnl
+    single, batched = rtnl.change_route, rtnl.change_routes
+
+    def change_route(*args):
+        calls["change_route"] += 1
+        return single(*args)
+
+    def change_routes(changes):
+        calls["change_routes"].append(len(changes))
+        return batched(changes)
+
+    class CountingSocket:  # (the datagrams sent: what batching is about)
+        def __init__(self, sock):
+            self.sock = sock
+
+        def send(self, data):
+            calls["sendmsg"] += 1
+            return self.sock.send(data)
+
+        def __getattr__(self, name):
+            return getattr(self.sock, name)
+
+    rtnl.change_route, rtnl.change_routes = change_route, change_routes
+    rtnl.sock = CountingSocket(rtnl.sock)
+    try:
+        macs = [bytes([2, 0, 0, 0, i >> 8, i & 0xFF]) for i in range(BURST)]
+        addresses = [bytes([198, 18, i >> 8, i & 0xFF]) for i in range(BURST)]
+        for mac in macs:
+            service.client_arrived("wl0", mac)  # (no lease yet: no route)
+        # One of them is taken by someone else's route of the same metric:
+        # the kernel refuses ours (EEXIST) in the middle of a batch.
+        ip(netns, "route", "add", "198.18.0.7/32", "dev", "wl0", "proto", "babel",
+           "metric", "128")
+        await asyncio.sleep(0)
+        calls["change_route"], calls["change_routes"], calls["sendmsg"] = 0, [], 0
+        for mac, address in zip(macs, addresses):
+            store.put(ipv4_lease_key(address), mac, 1800)
+        await asyncio.sleep(0)  # the next turn: the batch
+        await asyncio.sleep(0)
+        out["batches"] = list(calls["change_routes"])
+        out["single"] = calls["change_route"]
+        out["sendmsg_add"] = calls["sendmsg"]
+        out["kernel_after_add"] = ip(netns, "-4", "route", "show", "proto", "44")
+        out["status_after_add"] = service.status()["routes"]
+        calls["sendmsg"] = 0
+        for mac, address in zip(macs, addresses):  # all released at once
+            service.leases.release_ipv4(mac, address)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        out["sendmsg_remove"] = calls["sendmsg"]
+        out["kernel_after_remove"] = ip(netns, "-4", "route", "show", "proto", "44")
+        out["status_after_remove"] = service.status()["routes"]
+        out["batch"] = BATCH
+    finally:
+        service.stop_for_good()
+        await service.stop()
+    return out
+
+
 def main():
     scenario, ns = sys.argv[1], sys.argv[2]
     out = asyncio.run({"flap": flap_and_delete, "restart": restart,
-                       "many": many_routes}[scenario](ns))
+                       "many": many_routes, "burst": burst,
+                       "late_shadows": late_shadows}[scenario](ns))
     print(json.dumps(out))
 
 

@@ -35,6 +35,14 @@ class FakeRoutes:
     def remove(self, address, prefixlen):
         return self.table.pop((address, prefixlen), None) is not None
 
+    def add_many(self, routes):
+        for ifindex, address, prefixlen, ifname in routes:
+            self.add(ifindex, address, prefixlen, ifname)
+
+    def remove_many(self, keys):
+        for key in keys:
+            self.remove(*key)
+
     def status(self):
         return {"installed": len(self.table)}
 

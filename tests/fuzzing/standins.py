@@ -76,6 +76,11 @@ class RecordingRtnl:
         if oif not in self.link_indexes:
             self.violations.append(f"not on a roaming interface: {text}")
 
+    def change_routes(self, changes: list[tuple]) -> list[int]:
+        for change in changes:
+            self.change_route(*change)
+        return [0] * len(changes)
+
     def dump(self, msg, msg_type: int, keep=None) -> list:
         return []
 
