@@ -56,13 +56,11 @@ _register_pyroute2_lazily()
 
 from pyroute2.netlink import (NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,  # noqa: E402
                               NLMSG_DONE, NLMSG_ERROR, nlmsgerr)
-from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_NEWROUTE  # noqa: E402
-from pyroute2.netlink.rtnl.rtmsg import rtmsg  # noqa: E402
+from pyroute2.netlink.rtnl import RTM_NEWROUTE  # noqa: E402
 
-from sroamd.wire.rtnetlink import (Route, encodable, encode_route, error_code,  # noqa: E402
-                                   messages, parse_route, route_change, route_dump_request)
+from sroamd.wire.rtnetlink import (Route, error_code, messages, parse_route,  # noqa: E402
+                                   route_change, route_dump_request)
 
-ROUTE_CHANGES = (RTM_NEWROUTE, RTM_DELROUTE)
 
 RCVBUF = 1 << 20
 # A datagram read: the kernel makes dump parts of at most 32 KB.  (Not
@@ -121,24 +119,9 @@ class Rtnl:
         msg["header"]["type"] = msg_type
         msg["header"]["flags"] = flags
         msg["header"]["sequence_number"] = self.seq
-        if msg_type in ROUTE_CHANGES and isinstance(msg, rtmsg) and encodable(msg):
-            # A route change: the same bytes as pyroute2's encode(), in a
-            # ninth of the time (sroamd.wire.rtnetlink).
-            self.sock.send(encode_route(msg))
-        else:
-            msg.encode()
-            self.sock.send(msg.data)
+        msg.encode()
+        self.sock.send(msg.data)
         return self.seq
-
-    def request(self, msg, msg_type: int, flags: int = 0) -> None:
-        """Send a change (new/del route, ...) and return once it is acknowledged;
-        raises RtnlError with the kernel's errno if refused."""
-        seq = self._send(msg, msg_type, NLM_F_REQUEST | NLM_F_ACK | flags)
-        for reply in self._replies(seq):
-            if reply["header"]["type"] == NLMSG_ERROR:
-                self._raise_if_error(reply)
-                return
-        raise RtnlError(errno.EIO, "no acknowledgement from the kernel")
 
     # -- routes, without pyroute2's classes (issue 11) ------------------------
     #

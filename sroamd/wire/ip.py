@@ -83,9 +83,6 @@ IPV6_LEN = 40
 # does not check short reads: parse with them only data whose length is
 # checked first (these headers have fixed sizes).
 ETHERNET_C = CompiledOnUse(ETHERNET)
-IPV4_C = CompiledOnUse(IPV4)
-UDP_C = CompiledOnUse(UDP)
-IPV4_PSEUDO_C = CompiledOnUse(IPV4_PSEUDO)
 IPV6_PSEUDO_C = CompiledOnUse(IPV6_PSEUDO)
 IPV6_C = CompiledOnUse(IPV6)
 # And their flat codecs (sroamd.wire.flat: one struct.Struct each, on
