@@ -16,7 +16,10 @@ Owns the sockets and netlink around the sans-IO parts:
   routes  /32 and /64 host routes, protocol 44, for the served clients,
           reconciled with the kernel when a link changes (also down and up
           again with the same index: the kernel dropped its routes) and
-          every RECONCILE_INTERVAL seconds (routes deleted by hand).
+          every RECONCILE_INTERVAL seconds (routes deleted by hand; in steps,
+          the loop serving clients between them).  The route changes of a
+          burst (leases of many served clients flooded in, a link back up)
+          go to the kernel in batches, at the next turn of the loop.
   links   interfaces missing at start, gone, back with a new index, down.
 
 Restarts (procd restarts sroamd on every `uci commit`) are invisible to
