@@ -21,7 +21,13 @@
   rss10k_mb                        resident memory of that daemon
   bytes_per_datum                  that daemon's RSS growth per datum while it
                                    takes --extra more data (past the first
-                                   10,000, so allocator warm-up is left out)
+                                   10,000, so allocator warm-up is left out);
+                                   the daemon serves no clients (a relay)
+  store_bytes_per_lease,           in process: the bytes the Store allocates
+  store_bytes_per_lease_indexed    (tracemalloc) per lease received, without
+                                   and with its MAC index (made on a node that
+                                   serves clients, at its first lookup), one
+                                   client per lease (no MAC shared)
 
 --quota PERCENT runs the burst again with every daemon confined to PERCENT
 of one core (cgroup v1 cpu.cfs_quota_us, one group per daemon: each is an
@@ -206,6 +212,36 @@ def dump_and_memory(count: int, extra: int) -> dict:
         node.kill()
 
 
+def store_memory(count: int) -> dict:
+    """The Store's own allocations per lease (see the module doc)."""
+    import gc
+    import tracemalloc
+    from sroamd.store import IPV4_LEASE, Store
+    from sroamd.wire.flood import parse_stream
+    raw = build_updates([Update(ipv4_lease_key((0x0C000000 + n).to_bytes(4, "big")), 0,
+                                (0x060000000000 + n).to_bytes(6, "big"), 1800)
+                         for n in range(count)])
+    result = {}
+    for indexed in (False, True):
+        gc.collect()
+        tracemalloc.start()
+        store = Store()
+        if indexed:
+            store.lease_of(b"\0" * 6, IPV4_LEASE)  # (what a node serving clients does)
+        before = tracemalloc.get_traced_memory()[0]
+        for start in range(0, len(raw), 65536 // 20 * 20):  # (whole TLVs of 20 bytes)
+            for update in parse_stream(raw[start:start + 65536 // 20 * 20])[0]:
+                store.receive(update.key, update.seqno, update.value, update.time)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        if len(store) != count:
+            raise RuntimeError(f"the store holds {len(store)} of {count}")
+        result["indexed" if indexed else "plain"] = grown / count
+        del store
+    return result
+
+
 def sampled(what: str, samples: int, fn, bad: list) -> list:
     good = []
     for i in range(samples):
@@ -243,6 +279,7 @@ def main():
     bursts = sampled("burst", args.samples,
                      lambda: burst(args.chain, args.burst, None, 60), bad)
     memory = sampled("dump and memory", 1, lambda: dump_and_memory(args.leases, args.extra), bad)
+    in_process = sampled("store memory", 1, lambda: store_memory(args.extra), bad)
     ap = []
     if args.quota:
         ap = sampled(f"burst at {args.quota} % of a core", 1,
@@ -258,6 +295,8 @@ def main():
         "dump10k_s": median_of(memory, "dump_s", 4),
         "rss10k_mb": median_of(memory, "rss10k_mb", 2),
         "bytes_per_datum": median_of(memory, "bytes_per_datum", 0),
+        "store_bytes_per_lease": median_of(in_process, "plain", 0),
+        "store_bytes_per_lease_indexed": median_of(in_process, "indexed", 0),
         "burst": args.burst, "chain": args.chain,
         "loadavg_start": load_start, "loadavg_end": loadavg(),
         "bad_samples": len(bad), "bad": bad,

@@ -8,6 +8,8 @@ declarations (what sroamd did before issue 11).
   ..._interpreted_us                the same declarations, interpreted
   udp_frame_us, na_us, arp_us       a DHCP reply's Ethernet/IPv4/UDP frame,
                                     the NA and ARP sent to a client that arrived
+  rs_parse_us, ra_frame_us          an RS frame parsed (with its options), an
+                                    RA frame built (SLLA, a prefix, RDNSS)
 
 CPU time (time.process_time), the best of --repeat runs (the machine is
 shared: the best run is the one least disturbed).  JSON on the last line.
@@ -24,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from sroamd import neighbours  # noqa: E402
 from sroamd.store import ipv4_lease_key  # noqa: E402
-from sroamd.wire import dhcp, ip  # noqa: E402
+from sroamd.wire import dhcp, icmpv6, ip  # noqa: E402
 from sroamd.wire.flood import (UPDATE_TLV, Update, build_updates, parse_stream)  # noqa: E402
 
 
@@ -70,6 +72,13 @@ def main():
     k = 2000
     mac, lladdr = b"\x02" * 6, b"\xfe\x80" + bytes(13) + b"\x44"
 
+    rs = icmpv6.build_frame(icmpv6.build_rs(icmpv6.NdOptions(source_lladdr=mac)), mac,
+                            icmpv6.multicast_mac(icmpv6.ALL_ROUTERS), lladdr, icmpv6.ALL_ROUTERS)
+    ra_options = icmpv6.NdOptions(
+        source_lladdr=mac, prefixes=[icmpv6.PrefixInfo(bytes.fromhex("20010db8" "44440001")
+                                                       + bytes(8), 64, 3600, 1800)],
+        rdnss_lifetime=600, rdnss=[bytes.fromhex("20010db8123400000000000000000042")])
+
     result = {
         "flood_parse_us": best_us(lambda: parse_stream(raw), n, r),
         "flood_build_us": best_us(lambda: build_updates(updates), n, r),
@@ -87,6 +96,11 @@ def main():
                                   for _ in range(k)], k, r),
         "arp_us": best_us(lambda: [neighbours.arp_announcement(mac, bytes([198, 18, 0, 1]), mac)
                                    for _ in range(k)], k, r),
+        "rs_parse_us": best_us(lambda: [icmpv6.options_of(icmpv6.parse_frame(rs).body)
+                                        for _ in range(k)], k, r),
+        "ra_frame_us": best_us(lambda: [icmpv6.build_frame(icmpv6.build_ra(1800, ra_options),
+                                                           mac, mac, lladdr, lladdr)
+                                        for _ in range(k)], k, r),
         "loadavg": os.getloadavg()[0],
     }
     print(json.dumps(result))

@@ -61,7 +61,7 @@ from sroamd.wire.flood import (DUMP_BEGIN, DUMP_BEGIN_BODY, DUMP_END, DUMP_END_B
                                DUMP_UNSYNCED, DUMP_UNSYNCED_BODY,
                                HANDSHAKE_BYTES, HANDSHAKE_LEN, MAX_BODY, UPDATE_FIXED,
                                FloodFormatError, Update, build_fields, parse_handshake,
-                               parse_stream, tlv_length)
+                               parse_stream)
 
 log = logging.getLogger("sroamd.flood")
 
@@ -80,7 +80,6 @@ ROAMING_VIEW_TTL = 1.0  # seconds the roaming interfaces' addresses are reused
 RECONNECT_MIN = 1.0
 RECONNECT_MAX = 30.0
 READ_SIZE = 65536
-TLV_CACHE_MAX = 4096  # TLVs kept for the other sessions within a burst
 
 SESSION_CLOSES = ("partial_tlv", "output_cap", "dump_stalled", "malformed", "handshake_timeout")
 
@@ -298,7 +297,7 @@ class Session:
                          if store.remaining(datum, now) > 0 and store.get(datum.key) is datum]
                 # (expired or forgotten since: left out)
                 self._build_pending()  # changes queued meanwhile go first
-                built, count = self.flooder.build_data(batch, shared=False)
+                built, count = self.flooder.build_data(batch)
                 self.updates_out += count
                 self._out.append(built)
                 self._flush(capped=False)
@@ -407,8 +406,6 @@ class Flooder:
         self._view: RoamingView | None = None
         self._view_at = 0.0
         # key -> (datum, seqno, remaining, value, TLV) built in this burst
-        self._tlv_cache: dict[bytes, tuple] = {}
-        self._cache_clear: asyncio.Handle | None = None
         store.listeners.append(self._on_store_change)
 
     async def start(self) -> None:
@@ -604,67 +601,21 @@ class Flooder:
                              update.key.hex(), getattr(session, "name", session),
                              exc_info=True)
 
-    def build_data(self, data: list[Datum], shared: bool = True) -> tuple[bytes, int]:
+    def build_data(self, data: list[Datum]) -> tuple[bytes, int]:
         """The Update TLVs of data now (their remaining times counted now), built
         as one batch; and how many there are (a datum too large for a TLV is
-        left out, and logged).  shared: a change goes to every session, so
-        with more than one session to send to, the TLVs built are kept for
-        the other sessions' flushes in this burst."""
+        left out, and logged).  (Each session builds its own: at 0.3 us a TLV,
+        sharing them between sessions saved nothing.)"""
         store = self.store
         now = store.clock()
-        shared = shared and len(self.sessions) > 2
-        cache = self._tlv_cache
-        parts: list[bytes | None] = []
-        missing: list[tuple[int, Datum]] = []
         fields: list[tuple] = []
         for datum in data:
-            left = store.remaining(datum, now)
-            if shared:
-                cached = cache.get(datum.key)
-                if (cached is not None and cached[0] is datum and cached[1] == datum.seqno
-                        and cached[2] == left and cached[3] == datum.value):
-                    parts.append(cached[4])
-                    continue
             if UPDATE_FIXED + len(datum.key) + len(datum.value) > MAX_BODY:
                 log.warning("not sending %s: datum too large for one Update TLV",
                             datum.key.hex())
                 continue
-            if shared:
-                missing.append((len(parts), datum))
-                parts.append(None)
-            fields.append((datum.key, datum.seqno, datum.value, left))
-        if not fields:
-            return b"".join(parts), len(parts)
-        built = build_fields(fields)
-        if not shared:
-            return built, len(fields)
-        offset = 0
-        for (index, datum), (key, seqno, value, left) in zip(missing, fields):
-            length = tlv_length(key, value)
-            tlv = built[offset:offset + length]
-            offset += length
-            parts[index] = tlv
-            cache[datum.key] = (datum, seqno, left, value, tlv)
-        if len(cache) > TLV_CACHE_MAX:
-            cache.clear()
-        elif self._cache_clear is None:
-            self._schedule_cache_clear()
-        return b"".join(parts), len(parts)
-
-    def _schedule_cache_clear(self) -> None:
-        """The TLVs built in a burst are kept until its flushes are done."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._tlv_cache.clear()
-            return
-
-        def clear():
-            self._cache_clear = None
-            self._tlv_cache.clear()
-        # Flushes are scheduled with call_soon as the burst is handled: this
-        # one, scheduled after them, runs after them.
-        self._cache_clear = loop.call_soon(clear)
+            fields.append((datum.key, datum.seqno, datum.value, store.remaining(datum, now)))
+        return (build_fields(fields), len(fields)) if fields else (b"", 0)
 
     def _on_store_change(self, datum: Datum, old: bytes | None, origin: object) -> None:
         for session in self.sessions:

@@ -55,7 +55,7 @@ conflicts and treats any later expiry as a refresh to flood on:
 
 Local extensions follow the same rule: a datum extended by less than
 refresh_gain() since it was last announced is extended here only, and the
-next larger extension carries the news (announced tracks that).
+next larger extension carries the news (Store._announced tracks that).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ import heapq
 import math
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 log = logging.getLogger("sroamd.store")
@@ -144,20 +144,13 @@ def is_lease_key(key: bytes) -> bool:
 
 @dataclass(slots=True)
 class Datum:
+    """One datum: four slots, 64 bytes (issue 11: memory per datum).  What
+    only some data need for a while is kept by the Store beside them
+    (_announced, _forget_at, _runners_up)."""
     key: bytes
     seqno: int
     value: bytes
     expires: float  # clock time at which the datum expires
-    # The expiry last passed on to the peers: local extensions smaller than
-    # refresh_gain() stay here until a larger one carries them.
-    announced: float = field(default=0.0, repr=False, compare=False)
-    # The time of this datum's next expiry event: its expiry while live,
-    # expiry + EXPIRED_RETENTION once expired (an entry of the expiry
-    # calendar in another second is stale).
-    heap_when: float = field(default=0.0, repr=False, compare=False)
-    # (seqno, value, expires) of the datum this one beat in a conflict, for
-    # as long as it lives: taken back if this one lapses first.
-    runner_up: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def kind(self) -> int:
@@ -189,9 +182,11 @@ class Store:
         # nothing beyond the dict entry, where a list would cost 90 bytes a
         # lease (a tuple of two, 56).  The MAC is the datum's value object.
         # (Past MAC_TUPLE_MAX keys, a list: tuples grow by copying.)
-        self._leases_by_mac: dict[bytes, bytes | tuple[bytes, ...] | list[bytes]] = {}
+        # Made at the first lookup: a node that serves no clients (a relay)
+        # never looks a MAC up, and spares its ~46 bytes a lease.
+        self._leases_by_mac: dict[bytes, bytes | tuple[bytes, ...] | list[bytes]] | None = None
         # The expiry calendar: whole second -> the keys whose next expiry
-        # event (Datum.heap_when) falls in it, and a min-heap of those
+        # event (Store._next_event) falls in it, and a min-heap of those
         # seconds.  A key costs 8 bytes in a list, where a (time, key) heap
         # entry cost 64 (issue 11: memory per datum).  Entries left behind
         # by a change of time are stale and skipped; they are counted, and
@@ -199,6 +194,17 @@ class Store:
         self._calendar: dict[int, list[bytes]] = {}
         self._seconds: list[int] = []
         self._entries = 0
+        # Beside the data, only where it differs from the usual (a slot in
+        # every Datum would cost 8 bytes a datum):
+        # - the expiry last passed on to the peers, where a local extension
+        #   smaller than refresh_gain() was kept here (else datum.expires);
+        self._announced: dict[bytes, float] = {}
+        # - the time of an expired datum's next event, its forgetting
+        #   (expires + EXPIRED_RETENTION; a live datum's is its expiry);
+        self._forget_at: dict[bytes, float] = {}
+        # - (seqno, value, expires) of the datum one beat in a conflict, for
+        #   as long as it lives: taken back if the winner lapses first.
+        self._runners_up: dict[bytes, tuple] = {}
         self.listeners: list[Listener] = []
         self.listener_errors = 0
 
@@ -241,6 +247,10 @@ class Store:
         """Live leases (IPV4_LEASE or IPV6_LEASE) whose value is mac, smallest key first."""
         now = self.clock()
         found = []
+        if self._leases_by_mac is None:
+            self._leases_by_mac = {}
+            for datum in self._data.values():
+                self._index(datum)
         keys = self._leases_by_mac.get(mac, ())
         for key in (keys,) if type(keys) is bytes else keys:
             datum = self._data[key]
@@ -284,7 +294,7 @@ class Store:
             if seqno_compare(seqno, datum.seqno) <= 0 and not self._revives(
                     datum, seqno, value, expires, remaining):
                 return Outcome.IGNORED, datum
-            datum.runner_up = None
+            self._runners_up.pop(key, None)
             self._replace(datum, seqno, value, expires, origin)
             return Outcome.CHANGED, datum
 
@@ -305,7 +315,10 @@ class Store:
             # others, which may never have seen it, still hold ours.
             outlived = (datum.seqno, datum.value, datum.expires)
             self._replace(datum, seqno, value, expires, origin)
-            datum.runner_up = outlived if outlived[2] > expires else None
+            if outlived[2] > expires:
+                self._runners_up[key] = outlived
+            else:
+                self._runners_up.pop(key, None)
             return Outcome.CHANGED, datum
         if value == datum.value:
             if expires > datum.expires + refresh_gain(remaining):
@@ -324,22 +337,25 @@ class Store:
         self._keep_runner_up(datum, ours)
         return Outcome.CONFLICT_LOST, datum
 
-    @staticmethod
-    def _keep_runner_up(datum: Datum, loser: tuple) -> None:
+    def runner_up(self, key: bytes) -> tuple | None:
+        """(seqno, value, expires) of the loser kept in mind for key, if any."""
+        return self._runners_up.get(key)
+
+    def _keep_runner_up(self, datum: Datum, loser: tuple) -> None:
         """Keep in mind the loser of a conflict: of several, the one the
         others settle on once the winner is gone, by the same order as every
         merge (newer seqno, then greater value; the later expiry of the same
         datum).  Not the longest-lived: a node that fell back on a loser the
         others had overruled (an older seqno, or a lesser value of the same
         seqno) was the only one holding it (simulation seeds 3552, 10547)."""
-        kept = datum.runner_up
+        kept = self._runners_up.get(datum.key)
         if kept is None:
-            datum.runner_up = loser
+            self._runners_up[datum.key] = loser
             return
         order = seqno_compare(loser[0], kept[0])
         if (order > 0 or (order == 0 and loser[1] > kept[1])
                 or (order == 0 and loser[1] == kept[1] and loser[2] > kept[2])):
-            datum.runner_up = loser
+            self._runners_up[datum.key] = loser
 
     @staticmethod
     def _revives(datum: Datum, seqno: int, value: bytes, expires: float,
@@ -381,7 +397,7 @@ class Store:
         if datum.value == value and step == 0:
             self.extend(key, lifetime)
             return datum
-        datum.runner_up = None
+        self._runners_up.pop(key, None)
         self._replace(datum, (datum.seqno + max(step, 1)) & 0xFFFF, value,
                       now + lifetime, None)
         return datum
@@ -404,13 +420,16 @@ class Store:
         """
         datum = self._data[key]
         now = self.clock()
+        announced = self._announced.get(key, datum.expires)
         if datum.expires <= now:
             datum.seqno = (datum.seqno + 1) & 0xFFFF
-            datum.announced = 0.0  # the others hold it expired: this is news
+            announced = 0.0  # the others hold it expired: this is news
         if datum.expires < now + lifetime:
             self._set_expiry(datum, now + lifetime)
-            if datum.expires > datum.announced + refresh_gain(lifetime):
+            if datum.expires > announced + refresh_gain(lifetime):
                 self._notify(datum, datum.value, None)
+            else:
+                self._announced[key] = announced
             return True
         return False
 
@@ -420,7 +439,7 @@ class Store:
         """Clock time of the next expiry or forget event, for the caller's timer."""
         while self._seconds:
             second = self._seconds[0]
-            times = [datum.heap_when for datum in self._current(second)]
+            times = [self._next_event(datum) for datum in self._current(second)]
             if times:
                 return min(times)
             heapq.heappop(self._seconds)
@@ -431,12 +450,13 @@ class Store:
         """The data whose next event falls in second (stale entries and
         repeated keys left out)."""
         data = self._data
+        forget_at = self._forget_at
         seen = set()
         found = []
         for key in self._calendar[second]:
             datum = data.get(key)
             if (datum is not None and key not in seen
-                    and math.floor(datum.heap_when) == second):
+                    and math.floor(forget_at.get(key, datum.expires)) == second):
                 seen.add(key)
                 found.append(datum)
         return found
@@ -456,16 +476,17 @@ class Store:
             self._entries -= len(self._calendar.pop(second))
             due = []
             for datum in current:
-                if datum.heap_when <= now:
-                    due.append((datum.heap_when, datum.key, datum))
+                when = self._next_event(datum)
+                if when <= now:
+                    due.append((when, datum.key, datum))
                 else:
                     later.append(datum)
             due.sort(key=lambda entry: entry[:2])
             for when, key, datum in due:
-                if self._data.get(key) is not datum or datum.heap_when != when:
+                if self._data.get(key) is not datum or self._next_event(datum) != when:
                     continue  # changed meanwhile (a listener of an earlier event)
                 if when == datum.expires:
-                    runner_up, datum.runner_up = datum.runner_up, None
+                    runner_up = self._runners_up.pop(key, None)
                     if runner_up is not None and runner_up[2] > now + REFRESH_GAIN_MIN:
                         # The loser of a conflict outlived the winner: the others
                         # hold it, so does this node now.
@@ -476,22 +497,31 @@ class Store:
                 else:
                     self._remove(datum)
         for datum in later:
-            second = math.floor(datum.heap_when)
+            second = math.floor(self._next_event(datum))
             if self._data.get(datum.key) is datum and second == math.floor(now):
                 self._file(datum.key, second)
         return expired
 
     # -- internals ---------------------------------------------------------
 
+    def _next_event(self, datum: Datum) -> float:
+        """The time of datum's next expiry event: its expiry while live, its
+        forgetting once expired (an entry of the calendar in another second
+        is stale)."""
+        return self._forget_at.get(datum.key, datum.expires)
+
     def _push_heap(self, datum: Datum, when: float) -> None:
         """datum's next expiry event is at when (in the calendar)."""
-        datum.heap_when = when
+        if when == datum.expires:
+            self._forget_at.pop(datum.key, None)
+        else:
+            self._forget_at[datum.key] = when
         self._file(datum.key, math.floor(when))
         if self._entries > 2 * len(self._data) + 64:
             # Refreshes leave stale entries behind; rebuild before they pile up.
             self._calendar, self._seconds, self._entries = {}, [], 0
             for d in self._data.values():
-                self._file(d.key, math.floor(d.heap_when))
+                self._file(d.key, math.floor(self._next_event(d)))
 
     def _file(self, key: bytes, second: int) -> None:
         keys = self._calendar.get(second)
@@ -526,14 +556,20 @@ class Store:
     def _remove(self, datum: Datum) -> None:
         self._unindex(datum)
         del self._data[datum.key]
+        for beside in (self._announced, self._forget_at, self._runners_up):
+            beside.pop(datum.key, None)
 
     def _index(self, datum: Datum) -> None:
-        if datum.kind in (IPV4_LEASE, IPV6_LEASE) and len(datum.value) == 6:
-            index = self._leases_by_mac
+        index = self._leases_by_mac
+        if index is not None and datum.kind in (IPV4_LEASE, IPV6_LEASE) and len(datum.value) == 6:
             keys = index.get(datum.value)
             if keys is None:
                 index[datum.value] = datum.key
-            elif type(keys) is bytes:
+                return
+            # The client's other leases hold the same MAC: one bytes object
+            # for all (40 bytes a lease spared).
+            datum.value = self._data[keys if type(keys) is bytes else keys[0]].value
+            if type(keys) is bytes:
                 index[datum.value] = (keys, datum.key)
             elif type(keys) is tuple and len(keys) < MAC_TUPLE_MAX:
                 index[datum.value] = keys + (datum.key,)
@@ -546,6 +582,8 @@ class Store:
 
     def _unindex(self, datum: Datum) -> None:
         index = self._leases_by_mac
+        if index is None:
+            return
         keys = index.get(datum.value)
         if keys is None:
             return
@@ -563,7 +601,7 @@ class Store:
         index[datum.value] = rest[0] if len(rest) == 1 else rest
 
     def _notify(self, datum: Datum, old: bytes | None, origin: object) -> None:
-        datum.announced = datum.expires
+        self._announced.pop(datum.key, None)  # (announced: datum.expires)
         for listener in self.listeners:
             # One failing listener must not keep the change from the others
             # (flooding, roaming, the client service each need every one).

@@ -1271,7 +1271,7 @@ class Net:
         for _ in range(3):
             due = [d.expires - node.offset for node in self.nodes if node.up
                    for d in node.store
-                   if d.runner_up is not None
+                   if node.store.runner_up(d.key) is not None
                    and 0 < d.expires - node.clock() <= store_mod.REFRESH_GAIN_MIN]
             if due and max(due) > sim.now:
                 sim.now = max(due) + 0.001

@@ -137,3 +137,28 @@ def test_gratuitous_arp_reply():
     assert ether.dst == CLIENT_MAC and message.op == arp.OP_REPLY
     with pytest.raises(arp.ArpFormatError):
         arp.parse_frame(frame[:20])
+
+
+@pytest.mark.parametrize("message", [
+    icmpv6.build_rs(NdOptions(source_lladdr=CLIENT_MAC)),
+    icmpv6.build_ra(1800, NdOptions(source_lladdr=OUR_MAC, prefixes=[PrefixInfo(PREFIX, 64, 3600, 2400)],
+                                    rdnss_lifetime=3600, rdnss=[DNS, PREFIX])),
+    icmpv6.build_ra(0, NdOptions(source_lladdr=OUR_MAC)),
+    icmpv6.build_na(CLIENT_LL, NdOptions(target_lladdr=CLIENT_MAC), True, False, True),
+    {"type": 200, "code": 3, "body": b"unknown"},
+])
+def test_fast_frames_are_what_the_declarations_build(message):
+    """build_frame (flat codecs for the headers, the body built once) gives
+    the bytes the declarations give interpreted (ICMPV6, IPV6, ETHERNET)."""
+    from sroamd.wire.ip import ETHERNET, IPV6, IPV6_PSEUDO
+    icmp = icmpv6.ICMPV6.build(dict(message, checksum=0))
+    pseudo = IPV6_PSEUDO.build({"src": LL, "dst": CLIENT_LL, "length": len(icmp),
+                                "next_header": 58})
+    icmp = icmpv6.ICMPV6.build(dict(message, checksum=internet_checksum(pseudo + icmp)))
+    expected = (ETHERNET.build({"dst": CLIENT_MAC, "src": OUR_MAC, "ethertype": 0x86DD})
+                + IPV6.build({"vtf": {"traffic_class": 0, "flow_label": 0},
+                              "payload_length": len(icmp), "next_header": 58, "hop_limit": 255,
+                              "src": LL, "dst": CLIENT_LL}) + icmp)
+    built = icmpv6.build_frame(message, OUR_MAC, CLIENT_MAC, LL, CLIENT_LL)
+    assert built == expected
+    assert icmpv6.parse_frame(built).checksum_ok

@@ -330,6 +330,30 @@ def test_leases_by_mac_follow_changes(store):
     assert store.lease_of(NODE_1[:6], IPV4_LEASE) is None
 
 
+def test_leases_by_mac_made_at_first_lookup_then_kept(store, clock):
+    """The MAC index is made when a lease is first looked up (a relay never
+    does) and follows every change after; a client's leases share one MAC
+    object (memory per datum, issue 11)."""
+    v4 = ipv4_lease_key(bytes([192, 0, 2, 20]))
+    v6 = ipv6_lease_key(bytes.fromhex("20010db844440001"))
+    store.receive(v4, 0, bytes(bytearray(MAC_A)), 100)  # (objects of their own)
+    store.receive(v6, 0, bytes(bytearray(MAC_A)), 100)
+    assert store.get(v4).value is not store.get(v6).value  # (not yet indexed)
+    assert store.lease_of(MAC_A, IPV4_LEASE).key == v4      # made here
+    assert store.get(v4).value is store.get(v6).value
+    later = ipv4_lease_key(bytes([192, 0, 2, 7]))
+    store.receive(later, 0, bytes(bytearray(MAC_A)), 100)             # after: indexed at once
+    assert [d.key for d in store.leases_of(MAC_A, IPV4_LEASE)] == [later, v4]
+    assert store.get(later).value is store.get(v6).value
+    store.receive(later, 1, MAC_B, 100)                      # value changed
+    assert store.lease_of(MAC_B, IPV4_LEASE).key == later
+    assert [d.key for d in store.leases_of(MAC_A, IPV4_LEASE)] == [v4]
+    clock.now += 100 + EXPIRED_RETENTION + 1
+    store.expire()
+    store.expire()                                           # forgotten: out of the index
+    assert store.get(v4) is None and store.leases_of(MAC_A, IPV4_LEASE) == []
+
+
 def test_association_values_are_not_indexed_as_leases(store):
     store.put(association_key(MAC_A), MAC_B + b"\0\0", 100)
     assert store.get(association_key(MAC_A)).kind == ASSOCIATION

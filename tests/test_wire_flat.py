@@ -120,3 +120,33 @@ def test_declarations_it_cannot_mirror_are_refused(declaration):
 def test_fields_needed_to_build_must_be_given():
     with pytest.raises(ValueError):
         FlatCodec(UPDATE_TLV, fields=("key", "seqno"))
+
+
+def test_bitstruct_word_agrees_with_the_declaration():
+    """IPv6's first word (version, traffic class, flow label) is a BitStruct."""
+    from sroamd.wire.ip import IPV6
+    codec = FlatCodec(IPV6)
+    assert codec.fields == ("traffic_class", "flow_label", "payload_length", "next_header",
+                            "hop_limit", "src", "dst")
+    rng = random.Random(6)
+    for _ in range(200):
+        item = (rng.randrange(256), rng.randrange(1 << 20), rng.randrange(1 << 16),
+                rng.randrange(256), rng.randrange(256), rng.randbytes(16), rng.randbytes(16))
+        built = IPV6.build({"vtf": {"traffic_class": item[0], "flow_label": item[1]},
+                            "payload_length": item[2], "next_header": item[3],
+                            "hop_limit": item[4], "src": item[5], "dst": item[6]})
+        assert codec.build(item) == built
+        assert codec.parse(built) == item
+    wrong_version = bytes([0x40]) + bytes(39)
+    with pytest.raises(ConstructError):
+        IPV6.parse(wrong_version)
+    with pytest.raises(ConstructError):
+        codec.parse(wrong_version)
+    with pytest.raises(ConstructError):  # a flow label over 20 bits
+        codec.build((0, 1 << 20, 0, 0, 0, bytes(16), bytes(16)))
+
+
+def test_bitstruct_that_is_no_word_is_refused():
+    from construct import BitStruct, BitsInteger
+    with pytest.raises(TypeError):
+        FlatCodec(Struct("odd" / BitStruct("a" / BitsInteger(3), "b" / BitsInteger(2))))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from construct import Bytes, Const, ConstructError, Int8ub, Int16ub, Struct
 
-from sroamd.wire.compiled import CompiledOnUse
-from sroamd.wire.ip import ETH_P_ARP, ETH_P_IP, ETHERNET, ETHERNET_C, ETHERNET_LEN
+from sroamd.wire.flat import FlatCodec
+from sroamd.wire.ip import ETH_P_ARP, ETH_P_IP, ETHERNET, ETHERNET_LEN
 
 ARPHRD_ETHER = 1
 OP_REQUEST, OP_REPLY = 1, 2
@@ -22,7 +22,9 @@ ARP = Struct(
     "target_ip" / Bytes(4),
 )
 ARP_LEN = 28
-ARP_C = CompiledOnUse(ARP)  # for building (issue 11)
+# For building (issue 11): codecs derived from the declarations (wire.flat).
+_ARP = FlatCodec(ARP, fields=("op", "sender_mac", "sender_ip", "target_mac", "target_ip"))
+_ETHERNET = FlatCodec(ETHERNET, fields=("dst", "src", "ethertype"))
 
 
 class ArpFormatError(ValueError):
@@ -39,9 +41,8 @@ def gratuitous_reply(our_mac: bytes, our_ip: bytes, client_mac: bytes) -> bytes:
     With the client's MAC as target MAC, a client in the middle of a TCP
     stream kept the old AP's MAC for seconds (seen in the roaming rig).
     """
-    return (ETHERNET_C.build({"dst": client_mac, "src": our_mac, "ethertype": ETH_P_ARP})
-            + ARP_C.build({"op": OP_REPLY, "sender_mac": our_mac, "sender_ip": our_ip,
-                         "target_mac": our_mac, "target_ip": our_ip}))
+    return (_ETHERNET.build((client_mac, our_mac, ETH_P_ARP))
+            + _ARP.build((OP_REPLY, our_mac, our_ip, our_mac, our_ip)))
 
 
 def parse_frame(data: bytes):

@@ -4,7 +4,8 @@ construct's compiled mode (Struct.compile()) still makes a Container for every
 struct parsed or built and evaluates each field through a dict: about 3 us an
 Update TLV, most of a relay's CPU in a burst (issue 11).  A *flat* Struct
 (fixed-size integers, Const, Rebuild, Bytes of a fixed length or of a length
-given by earlier fields, GreedyBytes last) needs none of that: consecutive
+given by earlier fields, a BitStruct of unsigned bit fields filling 1, 2, 4
+or 8 bytes, GreedyBytes last) needs none of that: consecutive
 fixed-size fields are one struct.Struct, Bytes are slices.  FlatCodec reads
 such a declaration and generates, once, Python source for it, as construct's
 compiler does, but working on tuples and local variables:
@@ -32,8 +33,11 @@ import re
 import struct
 from typing import Sequence
 
-from construct import (Bytes, Const, ConstError, FormatField, FormatFieldError, GreedyBytes,
-                       Rebuild, Renamed, StreamError, Struct)
+from construct import (BitsInteger, Bytes, Const, ConstError, FormatField, FormatFieldError,
+                       GreedyBytes, Rebuild, Renamed, StreamError, Struct, Transformed)
+from construct.lib import bytes2bits
+
+_WORD_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 _THIS_FIELD = re.compile(r"this\[['\"](\w+)['\"]\]")
 
@@ -64,6 +68,8 @@ class _Field:
         self.length = None  # source of a variable Bytes' length
         self.greedy = False
         self.fixed_bytes = None  # length of a fixed Bytes field (checked at build)
+        # A BitStruct: [(name, width, shift, const or None)], most significant first.
+        self.bits: list[tuple[str, int, int, int | None]] | None = None
         if isinstance(subcon, Const):
             self.const = subcon.value
             subcon = subcon.subcon
@@ -80,10 +86,56 @@ class _Field:
                 self.length = _expression_source(subcon.length, name)
         elif subcon is GreedyBytes:
             self.greedy = True
+        elif (isinstance(subcon, Transformed) and subcon.decodefunc is bytes2bits
+              and isinstance(subcon.subcon, Struct)):
+            self._bit_fields(subcon.subcon)
         else:
             raise TypeError(f"field {name!r}: {subcon!r} is not a flat field")
         if (self.const is not None or self.rebuild is not None) and self.format is None:
             raise TypeError(f"field {name!r}: Const and Rebuild only over fixed-size fields")
+
+    def _bit_fields(self, struct_: Struct) -> None:
+        """A BitStruct of unsigned BitsInteger (or Const over one): one word."""
+        members = []
+        for member in struct_.subcons:
+            inner, const = getattr(member, "subcon", None), None
+            if isinstance(inner, Const):
+                inner, const = inner.subcon, inner.value
+            if (not isinstance(member, Renamed) or not member.name
+                    or type(inner) is not BitsInteger or not isinstance(inner.length, int)
+                    or inner.signed or inner.swapped):
+                raise TypeError(f"field {self.name!r}: {member!r} is not an unsigned bit field")
+            members.append((member.name, inner.length, const))
+        total = sum(width for _, width, _ in members)
+        if total % 8 or total // 8 not in _WORD_FORMATS:
+            raise TypeError(f"field {self.name!r}: {total} bits is not a 1, 2, 4 or 8-byte word")
+        self.format = _WORD_FORMATS[total // 8]
+        self.bits, shift = [], total
+        for name, width, const in members:
+            shift -= width
+            self.bits.append((name, width, shift, const))
+
+    def value_names(self) -> list[str]:
+        """The names this field gives values (a BitStruct's are its members')."""
+        return [b[0] for b in self.bits] if self.bits else [self.name]
+
+    def given_names(self) -> list[str]:
+        """The names whose values building needs (not constant nor derived)."""
+        if self.const is not None or self.rebuild is not None:
+            return []
+        if self.bits:
+            return [name for name, _w, _s, const in self.bits if const is None]
+        return [self.name]
+
+    def constants(self) -> list[str]:
+        """The names whose values are constants (C_name in generated code)."""
+        if self.bits:
+            return [name for name, _w, _s, const in self.bits if const is not None]
+        return [self.name] if self.const is not None else []
+
+    def unpacked(self) -> str:
+        """The variable a struct unpack puts this field in."""
+        return f"w_{self.name}" if self.bits else f"v_{self.name}"
 
 
 class FlatCodec:
@@ -103,14 +155,16 @@ class FlatCodec:
         for field in parts[:-1]:
             if field.greedy:
                 raise TypeError(f"field {field.name!r}: GreedyBytes only last")
-        names = [f.name for f in parts]
+        names = [name for f in parts for name in f.value_names()]
+        if len(set(names)) != len(names):
+            raise TypeError(f"field names repeat: {names}")
+        needed = [name for f in parts for name in f.given_names()]
         if fields is None:
-            fields = [f.name for f in parts if f.const is None and f.rebuild is None]
+            fields = [name for name in names if name in needed]
         for name in fields:
             if name not in names:
                 raise ValueError(f"{name!r} is not a field of the declaration")
-        missing = [f.name for f in parts
-                   if f.const is None and f.rebuild is None and f.name not in fields]
+        missing = [name for name in needed if name not in fields]
         if missing:
             raise ValueError(f"fields {missing} are needed to build")
         self.fields = tuple(fields)
@@ -150,6 +204,9 @@ class FlatCodec:
         for field in parts:
             if field.const is not None:
                 self._namespace[f"C_{field.name}"] = field.const
+            for name, _width, _shift, const in field.bits or ():
+                if const is not None:
+                    self._namespace[f"C_{name}"] = const
         return runs
 
     def _parse_source(self, runs, make) -> str:
@@ -166,14 +223,16 @@ class FlatCodec:
             first = run[0]
             if first.format is not None:
                 fields, size = run[:-1], run[-1]
-                targets = ", ".join(f"v_{f.name}" for f in fields)
+                targets = ", ".join(f.unpacked() for f in fields)
                 body.append(f"{targets}, = S{index}.unpack_from(data, pos)")
                 body.append(f"pos += {size}")
                 for f in fields:
-                    if f.const is not None:
-                        body.append(f"if v_{f.name} != C_{f.name}:")
+                    for name, width, shift, _const in f.bits or ():
+                        body.append(f"v_{name} = (w_{f.name} >> {shift}) & {(1 << width) - 1}")
+                    for name in f.constants():
+                        body.append(f"if v_{name} != C_{name}:")
                         body.append(f"    raise ConstError('parsing expected %r but parsed %r'"
-                                    f" % (C_{f.name}, v_{f.name}))")
+                                    f" % (C_{name}, v_{name}))")
             elif first.greedy:
                 body.append("if pos > end:")  # (what came before must be whole)
                 body.append("    raise StreamError('stream read less than specified amount')")
@@ -209,6 +268,15 @@ class FlatCodec:
                 body.append(f"v_{f.name} = C_{f.name}")
             elif f.rebuild is not None:
                 body.append(f"v_{f.name} = {f.rebuild}")
+            elif f.bits:
+                for name, width, _shift, const in f.bits:
+                    if const is not None:
+                        body.append(f"v_{name} = C_{name}")
+                    body.append(f"if not 0 <= v_{name} < {1 << width}:")
+                    body.append(f"    raise FormatFieldError('{name}: %r does not fit"
+                                f" {width} bits' % (v_{name},))")
+                body.append(f"w_{f.name} = " + " | ".join(
+                    f"(v_{name} << {shift})" for name, _w, shift, _c in f.bits))
         for f in parts:  # Bytes must be as long as declared
             if f.fixed_bytes is not None and f.const is None:
                 body.append(f"if len(v_{f.name}) != {f.fixed_bytes}:")
@@ -219,7 +287,7 @@ class FlatCodec:
         for index, run in enumerate(runs):
             first = run[0]
             if first.format is not None:
-                body.append(f"append(S{index}.pack({', '.join(f'v_{f.name}' for f in run[:-1])}))")
+                body.append(f"append(S{index}.pack({', '.join(f.unpacked() for f in run[:-1])}))")
             else:
                 body.append(f"append(v_{first.name})")
         lines += ["            " + line for line in body]

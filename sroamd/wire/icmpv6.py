@@ -7,6 +7,12 @@ sockets, with the ICMPv6 checksum over the IPv6 pseudo-header.
 
 Malformed input raises Icmpv6FormatError and nothing else.  An option of
 length 0 (which would make a naive parser loop forever) is malformed.
+
+Speed (issue 11): the Ethernet, IPv6 and pseudo headers and the ICMPv6
+header go through codecs derived from their declarations (wire.flat); the
+message body is built once by its compiled declaration (the checksum
+changes only the header).  Bodies are parsed interpreted: an RS is parsed
+once per solicitation, and compiled parsing does not check short reads.
 """
 
 from __future__ import annotations
@@ -18,10 +24,9 @@ from construct import (Byte, Bytes, Check, ConstructError, FlagsEnum, GreedyByte
                        Int32ub, Struct, Switch, Terminated, this)
 
 from sroamd.wire.compiled import CompiledOnUse, FixedSized, GreedyRange
-
-from sroamd.wire.ip import (ETH_P_IPV6, ETHERNET, ETHERNET_C, ETHERNET_LEN, IPPROTO_ICMPV6,
-                            IPV6, IPV6_C, IPV6_LEN, IPV6_PSEUDO, IPV6_PSEUDO_C,
-                            internet_checksum)
+from sroamd.wire.flat import FlatCodec
+from sroamd.wire.ip import (ETH_P_IPV6, ETHERNET, ETHERNET_LEN, IPPROTO_ICMPV6, IPV6,
+                            IPV6_LEN, IPV6_PSEUDO, internet_checksum)
 
 ROUTER_SOLICITATION = 133
 ROUTER_ADVERTISEMENT = 134
@@ -100,22 +105,28 @@ NA_BODY = Struct(
     "options" / ND_OPTIONS,
 )
 
-ICMPV6 = Struct(
+ICMPV6_HEADER = Struct(
     "type" / Byte,
     "code" / Byte,
     "checksum" / Int16ub,
-    "body" / Switch(this.type, {
-        ROUTER_SOLICITATION: RS_BODY,
-        ROUTER_ADVERTISEMENT: RA_BODY,
-        NEIGHBOUR_ADVERTISEMENT: NA_BODY,
-    }, default=GreedyBytes),
 )
+BODIES = {
+    ROUTER_SOLICITATION: RS_BODY,
+    ROUTER_ADVERTISEMENT: RA_BODY,
+    NEIGHBOUR_ADVERTISEMENT: NA_BODY,
+}
+ICMPV6_HEADER_LEN = 4
+ICMPV6 = Struct(*ICMPV6_HEADER.subcons, "body" / Switch(this.type, BODIES, default=GreedyBytes))
 
-
-# Compiled for building (issue 11; FixedSized and GreedyRange from
-# wire.compiled, which construct compiles for building too).  Parsing stays interpreted: compiled code does not
-# check short reads, and an RS is parsed once per solicitation.
-ICMPV6_BUILD = CompiledOnUse(ICMPV6)
+# The fast forms (see the module doc).  Bodies compiled for building at first
+# use (FixedSized and GreedyRange from wire.compiled, which construct
+# compiles for building too).
+_BODY_BUILD = {kind: CompiledOnUse(body) for kind, body in BODIES.items()}
+_ICMPV6_HEADER = FlatCodec(ICMPV6_HEADER, fields=("type", "code", "checksum"))
+_ETHERNET = FlatCodec(ETHERNET, fields=("dst", "src", "ethertype"))
+_IPV6 = FlatCodec(IPV6, fields=("traffic_class", "flow_label", "payload_length",
+                                "next_header", "hop_limit", "src", "dst"))
+_IPV6_PSEUDO = FlatCodec(IPV6_PSEUDO, fields=("src", "dst", "length", "next_header"))
 
 
 class Icmpv6FormatError(ValueError):
@@ -221,17 +232,16 @@ def build_packet(message: dict, ip_src: bytes, ip_dst: bytes,
     build_frame puts after the Ethernet header: the same for every client
     an announcement goes to, so callers may build it once)."""
     try:
-        fields = dict(message, checksum=0)
-        icmp = ICMPV6_BUILD.build(fields)
-        pseudo = IPV6_PSEUDO_C.build({"src": ip_src, "dst": ip_dst, "length": len(icmp),
-                                      "next_header": IPPROTO_ICMPV6})
-        # The checksum goes at bytes 2-3 of the message: built again with it.
-        fields["checksum"] = internet_checksum(pseudo + icmp)
-        icmp = ICMPV6_BUILD.build(fields)
-        header = IPV6_C.build({"vtf": {"traffic_class": 0, "flow_label": 0},
-                               "payload_length": len(icmp), "next_header": IPPROTO_ICMPV6,
-                               "hop_limit": hop_limit, "src": ip_src, "dst": ip_dst})
-    except (ConstructError, struct.error) as e:
+        kind, code = message["type"], message["code"]
+        builder = _BODY_BUILD.get(kind)
+        body = builder.build(message["body"]) if builder else GreedyBytes.build(message["body"])
+        length = ICMPV6_HEADER_LEN + len(body)
+        pseudo = _IPV6_PSEUDO.build((ip_src, ip_dst, length, IPPROTO_ICMPV6))
+        # The checksum goes in the header: the body is built once.
+        checksum = internet_checksum(pseudo + _ICMPV6_HEADER.build((kind, code, 0)) + body)
+        icmp = _ICMPV6_HEADER.build((kind, code, checksum)) + body
+        header = _IPV6.build((0, 0, length, IPPROTO_ICMPV6, hop_limit, ip_src, ip_dst))
+    except (ConstructError, struct.error, KeyError, TypeError) as e:
         raise Icmpv6FormatError(f"cannot build: {e}") from None
     return header + icmp
 
@@ -239,9 +249,8 @@ def build_packet(message: dict, ip_src: bytes, ip_dst: bytes,
 def ethernet_frame(packet: bytes, eth_src: bytes, eth_dst: bytes) -> bytes:
     """An IPv6 packet (build_packet) in an Ethernet frame."""
     try:
-        return ETHERNET_C.build({"dst": eth_dst, "src": eth_src,
-                                 "ethertype": ETH_P_IPV6}) + packet
-    except (ConstructError, struct.error) as e:
+        return _ETHERNET.build((eth_dst, eth_src, ETH_P_IPV6)) + packet
+    except (ConstructError, TypeError) as e:
         raise Icmpv6FormatError(f"cannot build: {e}") from None
 
 
@@ -256,24 +265,24 @@ def parse_frame(data: bytes) -> Frame:
     if len(data) < ETHERNET_LEN + IPV6_LEN + 4:
         raise Icmpv6FormatError(f"truncated: {len(data)} bytes")
     try:
-        ether = ETHERNET.parse(data)
-        if ether.ethertype != ETH_P_IPV6:
-            raise Icmpv6FormatError(f"not IPv6: ethertype {ether.ethertype:#06x}")
-        ip = IPV6.parse(data[ETHERNET_LEN:])
-        if ip.next_header != IPPROTO_ICMPV6:
-            raise Icmpv6FormatError(f"not ICMPv6: next header {ip.next_header}")
+        eth_dst, eth_src, ethertype = _ETHERNET.parse(data)
+        if ethertype != ETH_P_IPV6:
+            raise Icmpv6FormatError(f"not IPv6: ethertype {ethertype:#06x}")
+        (_class, _flow, payload_length, next_header, hop_limit, ip_src,
+         ip_dst) = _IPV6.parse(data, ETHERNET_LEN)
+        if next_header != IPPROTO_ICMPV6:
+            raise Icmpv6FormatError(f"not ICMPv6: next header {next_header}")
         start = ETHERNET_LEN + IPV6_LEN
-        payload = data[start:start + ip.payload_length]
-        if len(payload) != ip.payload_length or len(payload) < 4:
+        payload = data[start:start + payload_length]
+        if len(payload) != payload_length or len(payload) < ICMPV6_HEADER_LEN:
             raise Icmpv6FormatError(
-                f"truncated: payload length {ip.payload_length}, {len(payload)} bytes present")
+                f"truncated: payload length {payload_length}, {len(payload)} bytes present")
         message = ICMPV6.parse(payload)
     except ConstructError as e:
         raise Icmpv6FormatError(f"malformed: {_reason(e)}") from None
-    pseudo = IPV6_PSEUDO.build({"src": ip.src, "dst": ip.dst, "length": len(payload),
-                                "next_header": IPPROTO_ICMPV6})
-    return Frame(eth_src=ether.src, eth_dst=ether.dst, ip_src=ip.src, ip_dst=ip.dst,
-                 hop_limit=ip.hop_limit, type=message.type, code=message.code,
+    pseudo = _IPV6_PSEUDO.build((ip_src, ip_dst, len(payload), IPPROTO_ICMPV6))
+    return Frame(eth_src=eth_src, eth_dst=eth_dst, ip_src=ip_src, ip_dst=ip_dst,
+                 hop_limit=hop_limit, type=message.type, code=message.code,
                  checksum_ok=internet_checksum(pseudo + payload) == 0, body=message.body)
 
 
