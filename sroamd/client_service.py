@@ -136,15 +136,6 @@ def _mac(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
 
 
-def _compile_client_formats() -> None:
-    """The client-facing declarations compiled now (CompiledOnUse: about
-    10 ms), not when the first client's RS, RA or ARP needs them, with the
-    event loop standing still."""
-    from sroamd.wire import arp, icmpv6, ip
-    for codec in (icmpv6.ICMPV6_BUILD, ip.IPV6_C, ip.IPV6_PSEUDO_C, ip.ETHERNET_C, arp.ARP_C):
-        codec.compiled()
-
-
 async def _next_turn() -> None:
     """Let the event loop run what is ready (a pause of a reconcile in steps)."""
     await asyncio.sleep(0)
@@ -217,7 +208,6 @@ class ClientService:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._started_at = self._loop.time()
-        _compile_client_formats()
         rtnl = Rtnl(strict=True)
         # The proto-44 routes already there (we restarted) are kept until synced().
         self.routes = RouteManager(self.config.route_metric, rtnl, hold=not self.is_synced,
