@@ -208,7 +208,7 @@ class Rtnl:
         The kernel makes the next part as this one is read: one is always
         queued until the end (none is an error).  size: the most read at
         once (the kernel makes its parts no larger than the largest read
-        on the socket so far; at least 8 KB: a route message is far smaller)."""
+        on the socket so far; at least 4 KB, a page: a route message is far smaller)."""
         try:
             data = self.sock.recv(size)
         except BlockingIOError:
