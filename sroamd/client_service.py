@@ -177,6 +177,8 @@ class ClientService:
         self.routed: dict[bytes, set[bytes]] = {}  # MAC -> lease keys routed
         # Clients whose routes are to be synced at the next turn (ordered set).
         self._route_syncs: dict[bytes, None] = {}
+        # ... and at the end of the batch of DHCP messages being handled (None: none is).
+        self._batch_syncs: dict[bytes, None] | None = None
         self.routes_capped = 0  # leases not routed: their client had MAX_ROUTED_PER_KIND
         self.send_errors: Counter[str] = Counter()
         self.announced = 0
@@ -389,7 +391,12 @@ class ClientService:
     # -- routes ------------------------------------------------------------
 
     def _sync_routes(self, mac: bytes) -> None:
-        """Make the client's routes those of its live leases, on its interface."""
+        """Make the client's routes those of its live leases, on its
+        interface (at the end of the batch of DHCP messages being handled,
+        if one is)."""
+        if self._batch_syncs is not None:
+            self._batch_syncs[mac] = None
+            return
         self._sync_routes_of([mac])
 
     def _sync_routes_of(self, macs) -> None:
@@ -561,16 +568,25 @@ class ClientService:
     # -- packets in --------------------------------------------------------
 
     def _on_dhcp(self, name: str, receiver: DhcpReceiver) -> None:
-        for _ in range(MAX_BATCH):
-            frame = receiver.receive()
-            if frame is None:
-                return
-            try:
-                self.dhcp_frame(name, frame)
-            except Exception:  # one bad message never stops the service
-                self.dhcp.count_drop("internal_error")
-                self._refused_log.log(logging.ERROR, "%s: handling a DHCP message failed",
-                                      name, exc_info=True)
+        # The route changes of the clients claimed by this batch of messages
+        # go to the kernel together at its end (a netlink datagram for all,
+        # not one each): a DHCP client uses its address after the ACK only.
+        self._batch_syncs = {}
+        try:
+            for _ in range(MAX_BATCH):
+                frame = receiver.receive()
+                if frame is None:
+                    return
+                try:
+                    self.dhcp_frame(name, frame)
+                except Exception:  # one bad message never stops the service
+                    self.dhcp.count_drop("internal_error")
+                    self._refused_log.log(logging.ERROR, "%s: handling a DHCP message failed",
+                                          name, exc_info=True)
+        finally:
+            macs, self._batch_syncs = self._batch_syncs, None
+            if macs:
+                self._sync_routes_of(list(macs))
 
     def dhcp_frame(self, name: str, frame: bytes) -> None:
         """One frame from the DHCP packet socket of interface name."""
