@@ -1,6 +1,7 @@
 """DHCP load benchmark of sroamd's client service, in network namespaces (root).
 
     python3 bench/dhcp.py [--exchanges N] [--quota PERCENT [--ap-exchanges N]]
+                          [--profile DIR]
 
 Builds an AP namespace running the daemon (python3 -m sroamd, started and
 inspected by tests/daemon_netns.py) on wl0 (198.18.0.1/16, the RFC 2544
@@ -38,6 +39,10 @@ Counters come from `ubus call sroamd status` on the test ubusd.
 PERCENT of one core (cgroup v1 cpu.cfs_quota_us, a group of its own, removed
 after), --ap-exchanges exchanges (300) closed loop: dora_per_s_ap,
 cpu_us_per_dora_ap.
+
+--profile DIR runs the DHCP daemons (empty store, 10,000 leases) under
+cProfile and leaves their statistics in DIR/empty.prof and DIR/10k.prof
+(read them with `python3 -m pstats`); the figures are then not comparable.
 
 A run that fails is recorded (bad_samples, bad) and the others go on; the
 exit status is 1 when a headline figure is missing (a partial run).
@@ -253,11 +258,12 @@ def associations(daemon, ap, rng, n: int) -> list:
 
 
 def measure(prefill_count: int, exchanges: int, rates=(LATENCY_RATE, TARGET_RATE),
-            assoc: bool = True, quota: float = 0.0) -> dict:
+            assoc: bool = True, quota: float = 0.0, profile: str | None = None) -> dict:
     """One daemon: throughput (closed loop), latency at each offered rate,
     CPU per exchange; then (assoc) a second daemon's association timings.
     quota: the daemon confined to that % of a core (cgroup v1) from its start
-    on, as an access point's CPU."""
+    on, as an access point's CPU.  profile: the DHCP daemon runs under
+    cProfile, its statistics written to that file."""
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     from daemon_netns import Daemon, close_daemons
     from netlab import Lab
@@ -275,7 +281,7 @@ def measure(prefill_count: int, exchanges: int, rates=(LATENCY_RATE, TARGET_RATE
             # claimed on its first DHCP message (its frame's source), its
             # claim timed with the exchange.  (With a station source only
             # the stations hostapd authorized are served.)
-            daemon = Daemon(lab, ap.ns, args, timeout=120 if quota else 10)
+            daemon = Daemon(lab, ap.ns, args, timeout=120 if quota else 10, profile=profile)
             if quota:
                 group = CpuQuota(quota, "dhcp")
                 group.add(daemon.proc.pid)
@@ -342,11 +348,19 @@ def main() -> None:
     quota = float(sys.argv[sys.argv.index("--quota") + 1]) if "--quota" in sys.argv else 0.0
     ap_exchanges = (int(sys.argv[sys.argv.index("--ap-exchanges") + 1])
                     if "--ap-exchanges" in sys.argv else 300)
+    profile = sys.argv[sys.argv.index("--profile") + 1] if "--profile" in sys.argv else None
+    if profile:
+        os.makedirs(profile, exist_ok=True)
+
+    def profile_to(name):
+        return os.path.join(os.path.abspath(profile), name + ".prof") if profile else None
+
     bad: list = []
     load_start = loadavg()
-    empty = attempt("empty store", bad, lambda: measure(0, exchanges))
+    empty = attempt("empty store", bad, lambda: measure(0, exchanges,
+                                                        profile=profile_to("empty")))
     full = attempt("10,000 leases", bad, lambda: measure(10000, exchanges, rates=(LATENCY_RATE,),
-                                                         assoc=False))
+                                                         assoc=False, profile=profile_to("10k")))
     ap = None
     if quota:
         ap = attempt(f"{quota} % of a core", bad, lambda: measure(

@@ -16,7 +16,10 @@ Owns the sockets and netlink around the sans-IO parts:
   routes  /32 and /64 host routes, protocol 44, for the served clients,
           reconciled with the kernel when a link changes (also down and up
           again with the same index: the kernel dropped its routes) and
-          every RECONCILE_INTERVAL seconds (routes deleted by hand).
+          every RECONCILE_INTERVAL seconds (routes deleted by hand; in steps,
+          the loop serving clients between them).  The route changes of a
+          burst (leases of many served clients flooded in, a link back up)
+          go to the kernel in batches, at the next turn of the loop.
   links   interfaces missing at start, gone, back with a new index, down.
 
 Restarts (procd restarts sroamd on every `uci commit`) are invisible to
@@ -133,6 +136,11 @@ def _mac(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
 
 
+async def _next_turn() -> None:
+    """Let the event loop run what is ready (a pause of a reconcile in steps)."""
+    await asyncio.sleep(0)
+
+
 class ClientService:
     def __init__(self, store: Store, config: Config, node_id: bytes, *,
                  on_client_seen: Callable[[str, bytes], None] | None = None,
@@ -167,6 +175,10 @@ class ClientService:
         self.gateway = config.gateway.packed if config.gateway else None
         self.clients: dict[bytes, str] = {}  # served MAC -> interface
         self.routed: dict[bytes, set[bytes]] = {}  # MAC -> lease keys routed
+        # Clients whose routes are to be synced at the next turn (ordered set).
+        self._route_syncs: dict[bytes, None] = {}
+        # ... and at the end of the batch of DHCP messages being handled (None: none is).
+        self._batch_syncs: dict[bytes, None] | None = None
         self.routes_capped = 0  # leases not routed: their client had MAX_ROUTED_PER_KIND
         self.send_errors: Counter[str] = Counter()
         self.announced = 0
@@ -182,6 +194,7 @@ class ClientService:
         self.reconcile_interval = reconcile_interval
         self.adopt_hold = adopt_hold
         self._reconcile_timer: asyncio.TimerHandle | None = None
+        self._reconcile_task: asyncio.Task | None = None
         self._release_timer: asyncio.TimerHandle | None = None
         self._started_at = 0.0
         self.is_synced = False
@@ -247,6 +260,9 @@ class ClientService:
             if timer is not None:
                 timer.cancel()
         self._reconcile_timer = self._release_timer = self._sweep_timer = None
+        if self._reconcile_task is not None:
+            self._reconcile_task.cancel()
+            self._reconcile_task = None
         self.routes.later = None  # (no loop to run them after this)
         if self.withdraw_at_stop:
             infos = [info for info in map(self._link_info, self.config.interfaces) if info]
@@ -314,7 +330,7 @@ class ClientService:
             return
         if old is not None and old != datum.value and old in self.clients:
             if datum.key in self.routed.get(old, ()):
-                self._sync_routes(old)  # a routed lease left that client
+                self._sync_routes_soon(old)  # a routed lease left that client
             if datum.kind == IPV6_LEASE and len(datum.value) == 6 and datum.value != DECLINED:
                 # Another client has the /64 now (a conflict lost): a new one at once.
                 self._renumber.setdefault(old, []).append(datum.key[1:])
@@ -332,7 +348,7 @@ class ClientService:
         if sum(1 for key in have if key[0] == datum.kind) >= MAX_ROUTED_PER_KIND:
             self.routes_capped += 1
             return
-        self._sync_routes(datum.value)
+        self._sync_routes_soon(datum.value)
 
     def _schedule_renumber(self) -> None:
         # Not from inside the store's listener call: the new lease is a store
@@ -370,37 +386,76 @@ class ClientService:
         """Data that just expired (Store.expire()): routes of lapsed leases go."""
         for datum in data:
             if datum.key in self.routed.get(datum.value, ()):
-                self._sync_routes(datum.value)
+                self._sync_routes_soon(datum.value)
 
     # -- routes ------------------------------------------------------------
 
     def _sync_routes(self, mac: bytes) -> None:
-        """Make the client's routes those of its live leases, on its interface."""
+        """Make the client's routes those of its live leases, on its
+        interface (at the end of the batch of DHCP messages being handled,
+        if one is)."""
+        if self._batch_syncs is not None:
+            self._batch_syncs[mac] = None
+            return
+        self._sync_routes_of([mac])
+
+    def _sync_routes_of(self, macs) -> None:
+        """_sync_routes of each client, the route changes of all of them
+        batched (RouteManager.remove_many, add_many: one netlink datagram
+        for up to rtnl.BATCH changes)."""
         if self.routes is None:
             return
-        have = self.routed.get(mac, set())
-        ifname = self.clients.get(mac)
-        link = self.links.get(ifname) if ifname is not None else None
-        wanted = set()
-        if link is not None and link.up:
-            wanted = {d.key for kind in (IPV4_LEASE, IPV6_LEASE)
-                      for d in self.store.leases_of(mac, kind)[:MAX_ROUTED_PER_KIND]}
-        for key in have - wanted:
-            self.routes.remove(*_route_of(key))
-        for key in wanted:
+        removes, adds = [], []
+        for mac in macs:
+            have = self.routed.get(mac, set())
+            ifname = self.clients.get(mac)
+            link = self.links.get(ifname) if ifname is not None else None
+            wanted = set()
+            if link is not None and link.up:
+                wanted = {d.key for kind in (IPV4_LEASE, IPV6_LEASE)
+                          for d in self.store.leases_of(mac, kind)[:MAX_ROUTED_PER_KIND]}
+            removes += [_route_of(key) for key in have - wanted]
             # (one the kernel refuses now stays wanted: reconciles try again)
-            self.routes.add(link.index, *_route_of(key), ifname=link.name)
-        if wanted:
-            self.routed[mac] = wanted
-        else:
-            self.routed.pop(mac, None)
+            adds += [(link.index, *_route_of(key), link.name) for key in wanted]
+            if wanted:
+                self.routed[mac] = wanted
+            else:
+                self.routed.pop(mac, None)
+        if removes:
+            self.routes.remove_many(removes)
+        if adds:
+            self.routes.add_many(adds)
+
+    def _sync_routes_soon(self, mac: bytes) -> None:
+        """_sync_routes at the next turn of the event loop, with every other
+        client's whose leases changed meanwhile: a flooded dump or burst
+        naming many clients served here is one batch of route changes."""
+        if self._loop is None:
+            self._sync_routes(mac)
+            return
+        if not self._route_syncs:
+            self._loop.call_soon(self._sync_routes_pending)
+        self._route_syncs[mac] = None
+
+    def _sync_routes_pending(self) -> None:
+        macs, self._route_syncs = list(self._route_syncs), {}
+        if self._loop is not None:  # (not stopped meanwhile)
+            self._sync_routes_of(macs)
 
     def _reconcile(self) -> None:
-        """Our routes against the kernel's (one dump): missing ones back,
-        unwanted ones gone (unless still held after a restart)."""
+        """Our routes against the kernel's (one dump, at once: a link
+        changed, or start): missing ones back, unwanted ones gone (unless
+        still held after a restart).  A reconcile in steps under way is
+        superseded."""
         if self.routes is None or self.links is None:
             return
-        self.routes.reconcile({link.index for link in self.links.links.values() if link.up})
+        if self._reconcile_task is not None:
+            self._reconcile_task.cancel()
+            self._reconcile_task = None
+        self.routes.reconcile(self._up_indexes())
+
+    def _up_indexes(self) -> set[int]:
+        return {link.index for link in self.links.links.values() if link.up}
 
     def _arm_reconcile(self) -> None:
         if self._loop is not None and self.reconcile_interval > 0:
@@ -408,12 +463,28 @@ class ClientService:
                                                           self._on_reconcile_timer)
 
     def _on_reconcile_timer(self) -> None:
+        """The periodic reconcile, in steps (RouteManager.reconcile_in_steps:
+        the event loop serves clients between the parts of the dump); the
+        next is armed when it is done."""
+        self._reconcile_timer = None
+        if self._reconcile_task is not None or self.routes is None or self.links is None:
+            self._arm_reconcile()  # (one under way, e.g. the release's)
+            return
+        self._reconcile_task = self._loop.create_task(self._reconcile_in_steps())
+
+    async def _reconcile_in_steps(self) -> None:
+        task = asyncio.current_task()
         try:
-            self._reconcile()
+            await self.routes.reconcile_in_steps(self._up_indexes(), _next_turn)
+        except asyncio.CancelledError:
+            raise
         except Exception:  # never stop checking
             log.exception("route reconcile failed")
         finally:
-            self._arm_reconcile()
+            if self._reconcile_task is task:
+                self._reconcile_task = None
+                if self._reconcile_timer is None:
+                    self._arm_reconcile()
 
     def _schedule_release(self) -> None:
         delay = self._started_at + self.adopt_hold - self._loop.time()
@@ -422,10 +493,14 @@ class ClientService:
         self._release_timer = self._loop.call_later(max(0.0, delay), self._release_routes)
 
     def _release_routes(self) -> None:
+        """The hold is over: the adopted routes nobody wants go, at the next
+        reconcile, made now (in steps; the periodic one restarts after it)."""
         self._release_timer = None
         if self.routes is not None and self.routes.holding:
             self.routes.release()
-            self._reconcile()
+            if self._reconcile_timer is not None:
+                self._reconcile_timer.cancel()
+            self._on_reconcile_timer()
 
     # -- links -------------------------------------------------------------
 
@@ -447,9 +522,7 @@ class ClientService:
                     self.rs.join_all_routers(new.index)
                 except OSError as e:
                     log.error("%s: cannot receive router solicitations: %s", name, e)
-        for mac, ifname in list(self.clients.items()):
-            if ifname == name:
-                self._sync_routes(mac)
+        self._sync_routes_of([mac for mac, ifname in self.clients.items() if ifname == name])
         self._reconcile()
 
     def _open_dhcp_socket(self, name: str) -> None:
@@ -495,16 +568,25 @@ class ClientService:
     # -- packets in --------------------------------------------------------
 
     def _on_dhcp(self, name: str, receiver: DhcpReceiver) -> None:
-        for _ in range(MAX_BATCH):
-            frame = receiver.receive()
-            if frame is None:
-                return
-            try:
-                self.dhcp_frame(name, frame)
-            except Exception:  # one bad message never stops the service
-                self.dhcp.count_drop("internal_error")
-                self._refused_log.log(logging.ERROR, "%s: handling a DHCP message failed",
-                                      name, exc_info=True)
+        # The route changes of the clients claimed by this batch of messages
+        # go to the kernel together at its end (a netlink datagram for all,
+        # not one each): a DHCP client uses its address after the ACK only.
+        self._batch_syncs = {}
+        try:
+            for _ in range(MAX_BATCH):
+                frame = receiver.receive()
+                if frame is None:
+                    return
+                try:
+                    self.dhcp_frame(name, frame)
+                except Exception:  # one bad message never stops the service
+                    self.dhcp.count_drop("internal_error")
+                    self._refused_log.log(logging.ERROR, "%s: handling a DHCP message failed",
+                                          name, exc_info=True)
+        finally:
+            macs, self._batch_syncs = self._batch_syncs, None
+            if macs:
+                self._sync_routes_of(list(macs))
 
     def dhcp_frame(self, name: str, frame: bytes) -> None:
         """One frame from the DHCP packet socket of interface name."""

@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 
-from sroamd import snapshot, ubus_object
+from sroamd import collector, snapshot, ubus_object
 from sroamd.config import Config
 from sroamd.dump import format_dump, format_mac
 from sroamd.flood import Flooder
@@ -210,6 +210,10 @@ class Daemon:
             await self.clients.start()
             if self.sync.synced:
                 self.clients.synced()
+        # Started: full collections from now on at fixed times, not in the
+        # middle of a burst of new clients (collector.py).
+        collector.freeze_startup()
+        self._spawn(collector.collect_periodically())
         self._spawn(self._sync_loop())
         self._spawn(self._expire_loop())
         self._spawn(self._refresh_loop())

@@ -66,13 +66,12 @@ import errno
 import logging
 import socket
 from collections import Counter
-from typing import Callable
+from typing import Awaitable, Callable, Iterator
 
-from sroamd.rtnl import Rtnl  # (first: it keeps pyroute2's package import light)
+from sroamd.rtnl import Rtnl, errno_name  # (first: it keeps pyroute2's package import light)
 
 from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL  # noqa: E402
-from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE  # noqa: E402
-from pyroute2.netlink.rtnl.rtmsg import rtmsg  # noqa: E402
+from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_NEWROUTE  # noqa: E402
 
 log = logging.getLogger("sroamd.routes")
 
@@ -80,8 +79,6 @@ PROTO_SROAMD = 44
 RT_TABLE_MAIN = 254
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
 RTN_UNICAST = 1
-# Offset of rtm_protocol in a route message (after the 16-byte netlink header).
-_PROTOCOL_OFFSET = 16 + 5
 
 Key = tuple[bytes, int]  # (address: 4 or 16 bytes, prefix length)
 # How long a shadow route stays (the module doc): babeld 1.12 appears to
@@ -89,6 +86,12 @@ Key = tuple[bytes, int]  # (address: 4 or 16 bytes, prefix length)
 # must still be there when it does; sroamd would be done with add, delete
 # and delete again in well under a millisecond.
 SHADOW_HOLD = 0.05
+# A reconcile in steps (reconcile_in_steps) reads the dump this many bytes
+# at a time (the kernel's smallest part: about 50 routes) and compares this
+# many routes per step: under a millisecond each here (4,000 routes: 100
+# steps, 40 ms in all), so that a DHCP exchange waits at most that long.
+STEP_BYTES = 4096
+STEP_KEYS = 200
 
 
 def _family(address: bytes) -> int:
@@ -97,16 +100,6 @@ def _family(address: bytes) -> int:
 
 def route_text(address: bytes, prefixlen: int) -> str:
     return f"{socket.inet_ntop(_family(address), address)}/{prefixlen}"
-
-
-def _of_protocol(proto: int):
-    def keep(data: bytes, offset: int) -> bool:
-        """A route of protocol `proto` (looked at before decoding)."""
-        return len(data) > offset + _PROTOCOL_OFFSET and data[offset + _PROTOCOL_OFFSET] == proto
-    return keep
-
-
-_ours_raw = _of_protocol(PROTO_SROAMD)
 
 
 class RouteManager:
@@ -137,6 +130,8 @@ class RouteManager:
         self.repaired = 0  # wanted routes found missing and put back
         self.reconciles = 0
         self.failures: Counter[str] = Counter()  # errno name -> count
+        # Keys changed while reconcile_in_steps reads its dump (None: none is).
+        self.touched: set[Key] | None = None
 
     # -- what is wanted ----------------------------------------------------
 
@@ -156,6 +151,27 @@ class RouteManager:
         for ifindex, metric in self.present.pop(key, ()):
             removed |= self._withdraw(address, prefixlen, ifindex, metric)
         return removed
+
+    def add_many(self, routes: list[tuple[int, bytes, int, str]]) -> None:
+        """add() of each (ifindex, address, prefixlen, ifname), the route
+        changes batched (a burst: many clients' leases flooded in at once, a
+        link back up)."""
+        keys = []
+        for ifindex, address, prefixlen, ifname in routes:
+            key = (address, prefixlen)
+            self.wanted[key] = (ifindex, ifname)
+            keys.append(key)
+        self._install_many(keys)
+
+    def remove_many(self, keys: list[Key]) -> None:
+        """remove() of each (address, prefixlen), the route changes batched."""
+        withdrawals = []
+        for key in keys:
+            self.wanted.pop(key, None)
+            self.failing.discard(key)
+            withdrawals += [(*key, ifindex, metric)
+                            for ifindex, metric in self.present.pop(key, ())]
+        self._withdraw_many(withdrawals)
 
     def release(self) -> None:
         """The store is synced: routes nobody wants go at the next reconcile."""
@@ -177,10 +193,68 @@ class RouteManager:
         kernel = self._dump(ifindexes)
         if kernel is None:
             return False
-        self.reconciles += 1
+        for _ in self._apply(kernel, ifindexes, set()):
+            pass
+        return True
+
+    async def reconcile_in_steps(self, ifindexes: set[int],
+                                 pause: Callable[[], Awaitable[None]]) -> bool:
+        """reconcile(), in steps with `await pause()` between them, so that
+        the event loop goes on serving clients (issue 11: 4,000 routes took
+        a quarter of a second at once): the dump is read STEP_BYTES at a
+        time (the kernel makes its parts no larger than what is read), and
+        compared STEP_KEYS routes at a time.  Routes changed meanwhile (add,
+        remove, another reconcile) may or may not be in the dump: they are
+        left as this manager last saw them.  The dump has a socket of its
+        own (a request on the shared one would read, and drop, parts of the
+        dump), closed after."""
+        dumper = Rtnl(strict=True)
+        self.touched = touched = set()
+        try:
+            kernel: dict[Key, set[tuple[int, int]]] = {}
+            for family in (socket.AF_INET, socket.AF_INET6):
+                filtered = dumper.strict
+                seq = dumper.start_route_dump(family, RT_TABLE_MAIN if filtered else 0,
+                                              PROTO_SROAMD if filtered else 0)
+                while True:
+                    routes, done = dumper.read_route_dump(seq, PROTO_SROAMD, STEP_BYTES)
+                    _collect(kernel, routes, ifindexes, PROTO_SROAMD)
+                    if done:
+                        break
+                    await pause()
+            dumper.close()
+            for _ in self._apply(kernel, ifindexes, touched):
+                await pause()
+        except OSError as e:
+            log.error("cannot list routes: %s", e)
+            return False
+        finally:
+            if self.touched is touched:
+                self.touched = None
+            dumper.close()
+        return True
+
+    def _apply(self, kernel: dict[Key, set[tuple[int, int]]], ifindexes: set[int],
+               touched: set[Key]) -> Iterator[None]:
+        """reconcile() on a dump of the kernel's routes, yielding every
+        STEP_KEYS routes; the keys in touched changed after the dump began
+        (it grows while this runs, between steps): what this manager knows
+        of them stands."""
+        for key in touched:
+            if key in self.present:
+                kernel[key] = set(self.present[key])
+            else:
+                kernel.pop(key, None)
         self.present = kernel
         held = 0
-        for key, routes in list(kernel.items()):
+        withdrawals: list[tuple[bytes, int, int, int]] = []  # (batched, per step)
+        for step, (key, routes) in enumerate(list(kernel.items()), 1):
+            if step % STEP_KEYS == 0:
+                self._withdraw_many(withdrawals)
+                withdrawals.clear()
+                yield
+            if key in touched or kernel.get(key) is not routes:
+                continue
             want = self.wanted.get(key)
             ours = (want[0], self._metric_of(key[0])) if want is not None else None
             if ours in routes:
@@ -193,15 +267,28 @@ class RouteManager:
                     continue
                 log.info("removing unwanted route %s dev %d proto %d metric %d",
                          route_text(*key), ifindex, PROTO_SROAMD, metric)
-                self._withdraw(key[0], key[1], ifindex, metric)
+                withdrawals.append((key[0], key[1], ifindex, metric))
                 routes.discard((ifindex, metric))
             if not routes:
                 del kernel[key]
+        self._withdraw_many(withdrawals)
         if held != self.held and self.holding:
             log.warning("keeping %d proto-%d routes found in the kernel (from before a restart)"
                         " until the store is synced", held, PROTO_SROAMD)
         self.held = held
-        for key, (ifindex, ifname) in list(self.wanted.items()):
+        repairs: list[tuple[Key, bool]] = []  # (key, counted as repaired), batched per step
+
+        def install_repairs() -> None:
+            done = self._install_many([key for key, _ in repairs])
+            self.repaired += sum(1 for (_, counted), ok in zip(repairs, done) if counted and ok)
+            repairs.clear()
+
+        for step, (key, (ifindex, ifname)) in enumerate(list(self.wanted.items()), 1):
+            if step % STEP_KEYS == 0:
+                install_repairs()
+                yield
+            if key in touched or self.wanted.get(key) != (ifindex, ifname):
+                continue
             if ifindex not in ifindexes or \
                     (ifindex, self._metric_of(key[0])) in kernel.get(key, ()):
                 continue
@@ -209,13 +296,13 @@ class RouteManager:
                 log.warning("route %s dev %s was missing from the kernel (interface down and up,"
                             " or deleted by hand?): adding it again", route_text(*key),
                             ifname or ifindex)
-                if self._install(key):
-                    self.repaired += 1
+                repairs.append((key, True))
             else:
-                self._install(key)  # refused before (EEXIST...): try again, quietly
+                repairs.append((key, False))  # refused before (EEXIST...): again, quietly
+        install_repairs()
         if self.retract_proto:
             self._remove_stale_shadows(ifindexes)
-        return True
+        self.reconciles += 1
 
     def _remove_stale_shadows(self, ifindexes: set[int]) -> None:
         """A shadow route lives for microseconds; one still there (sroamd
@@ -243,27 +330,12 @@ class RouteManager:
               proto: int = PROTO_SROAMD) -> dict[Key, set[tuple[int, int]]] | None:
         out: dict[Key, set[tuple[int, int]]] = {}
         for family in (socket.AF_INET, socket.AF_INET6):
-            request = rtmsg()
-            request["family"] = family
-            if getattr(self.rtnl, "strict", False):  # the kernel sends only these
-                request["proto"] = proto
-                request["table"] = RT_TABLE_MAIN
             try:
-                keep = _ours_raw if proto == PROTO_SROAMD else _of_protocol(proto)
-                routes = self.rtnl.dump(request, RTM_GETROUTE, keep=keep)
+                routes = self.rtnl.dump_routes(family, RT_TABLE_MAIN, proto)
             except OSError as e:
                 log.error("cannot list routes: %s", e)
                 return None
-            for route in routes:
-                if route["proto"] != proto:
-                    continue
-                table = route.get_attr("RTA_TABLE") or route["table"]
-                ifindex = route.get_attr("RTA_OIF")
-                dst = route.get_attr("RTA_DST")
-                if table != RT_TABLE_MAIN or ifindex not in ifindexes or dst is None:
-                    continue
-                key = (socket.inet_pton(family, dst), route["dst_len"])
-                out.setdefault(key, set()).add((ifindex, route.get_attr("RTA_PRIORITY") or 0))
+            _collect(out, routes, ifindexes, proto)
         return out
 
     def _metric_of(self, address: bytes) -> int:
@@ -272,56 +344,97 @@ class RouteManager:
             return 1024
         return self.metric
 
-    def _message(self, address: bytes, prefixlen: int, ifindex: int,
-                 metric: int | None = None, proto: int = PROTO_SROAMD):
+    def _change(self, msg_type: int, flags: int, address: bytes, prefixlen: int,
+                ifindex: int, metric: int | None = None, proto: int = PROTO_SROAMD) -> None:
+        """One route change, acknowledged (RtnlError if refused)."""
         family = _family(address)
-        msg = rtmsg()
-        msg["family"] = family
-        msg["dst_len"] = prefixlen
-        msg["table"] = RT_TABLE_MAIN
-        msg["proto"] = proto
-        msg["scope"] = RT_SCOPE_LINK if family == socket.AF_INET else RT_SCOPE_UNIVERSE
-        msg["type"] = RTN_UNICAST
-        msg["attrs"] = [("RTA_DST", socket.inet_ntop(family, address)),
-                        ("RTA_OIF", ifindex),
-                        ("RTA_PRIORITY", self.metric if metric is None else metric)]
-        return msg
+        if self.touched is not None:
+            self.touched.add((address, prefixlen))
+        self.rtnl.change_route(msg_type, flags, family, prefixlen, RT_TABLE_MAIN, proto,
+                               RT_SCOPE_LINK if family == socket.AF_INET else RT_SCOPE_UNIVERSE,
+                               RTN_UNICAST, address, ifindex,
+                               self.metric if metric is None else metric)
+
+    def _spec(self, msg_type: int, flags: int, address: bytes, prefixlen: int, ifindex: int,
+              metric: int | None = None, proto: int = PROTO_SROAMD) -> tuple:
+        """The arguments of Rtnl.change_route for one change (noted as
+        touched while a reconcile in steps reads its dump)."""
+        family = _family(address)
+        if self.touched is not None:
+            self.touched.add((address, prefixlen))
+        return (msg_type, flags, family, prefixlen, RT_TABLE_MAIN, proto,
+                RT_SCOPE_LINK if family == socket.AF_INET else RT_SCOPE_UNIVERSE, RTN_UNICAST,
+                address, ifindex, self.metric if metric is None else metric)
+
+    def _change(self, msg_type: int, flags: int, address: bytes, prefixlen: int,
+                ifindex: int, metric: int | None = None, proto: int = PROTO_SROAMD) -> None:
+        """One route change, acknowledged (RtnlError if refused)."""
+        self.rtnl.change_route(*self._spec(msg_type, flags, address, prefixlen, ifindex, metric,
+                                           proto))
+
+    def _changes(self, specs: list[tuple]) -> list[int]:
+        """Many (_spec), batched (Rtnl.change_routes): the errno of each."""
+        return self.rtnl.change_routes(specs) if specs else []
 
     def _install(self, key: Key) -> bool:
+        spec = self._install_spec(key)
+        if spec is None:
+            return True
+        try:
+            self.rtnl.change_route(*spec)
+        except OSError as e:
+            return self._installed(key, e.errno)
+        return self._installed(key, 0)
+
+    def _install_many(self, keys: list[Key]) -> list[bool]:
+        """_install of each key, the route changes batched: whether each is
+        in place."""
+        specs = [self._install_spec(key) for key in keys]
+        codes = iter(self._changes([spec for spec in specs if spec is not None]))
+        return [True if spec is None else self._installed(key, next(codes))
+                for key, spec in zip(keys, specs)]
+
+    def _install_spec(self, key: Key) -> tuple | None:
+        """The change that installs a wanted route, None if it is in place.
+        Ours on another interface is deleted first (a move: rare, not batched)."""
         ifindex, ifname = self.wanted[key]
         address, prefixlen = key
         routes = self.present.setdefault(key, set())
         metric = self._metric_of(address)
         if (ifindex, metric) in routes:
-            return True
+            return None
         for other in [r for r in routes if r[1] == metric]:
             # Ours on another interface: moving.
             self._delete(address, prefixlen, *other)
             routes.discard(other)
-        try:
-            self.rtnl.request(self._message(address, prefixlen, ifindex), RTM_NEWROUTE,
-                              NLM_F_CREATE | NLM_F_EXCL)
-        except OSError as e:
+        return self._spec(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, address, prefixlen, ifindex)
+
+    def _installed(self, key: Key, code: int) -> bool:
+        """The kernel's answer (an errno, 0: done) to installing key."""
+        ifindex, ifname = self.wanted.get(key, (None, ""))
+        address, prefixlen = key
+        routes = self.present.setdefault(key, set())
+        if code:
             if not routes:
                 del self.present[key]
             if key not in self.failing:
                 self.failing.add(key)
-                name = errno.errorcode.get(e.errno, str(e.errno))
+                name = errno.errorcode.get(code, str(code))
                 self.failures[name] += 1
                 hint = ""
-                if e.errno == errno.EEXIST:
+                if code == errno.EEXIST:
                     hint = (" (another route to the same prefix with the same metric exists:"
                             " babeld's? run babeld with 'kernel-priority 256', or change"
                             " --route-metric)")
                 log.error("cannot install route %s dev %s proto %d metric %d: %s%s"
                           " (will try again)", route_text(address, prefixlen), ifname or ifindex,
-                          PROTO_SROAMD, self.metric, e.strerror or e, hint)
+                          PROTO_SROAMD, self.metric, errno_name(code), hint)
             return False
         if key in self.failing:
             self.failing.discard(key)
             log.warning("route %s dev %s installed now", route_text(address, prefixlen),
                         ifname or ifindex)
-        routes.add((ifindex, metric))
+        routes.add((ifindex, self._metric_of(address)))
         self.added += 1
         return True
 
@@ -329,44 +442,61 @@ class RouteManager:
         """Delete one of our routes so that babeld retracts it (see the module
         doc: the shadow route of protocol retract_proto, deleted SHADOW_HOLD
         later when a scheduler was given, at once otherwise)."""
-        if not self.retract_proto or metric >= 0xFFFFFFFF:
-            return self._delete(address, prefixlen, ifindex, metric)
-        shadow = (address, prefixlen, ifindex, metric + 1)
-        try:
-            self.rtnl.request(self._message(*shadow, self.retract_proto), RTM_NEWROUTE,
-                              NLM_F_CREATE | NLM_F_EXCL)
-        except OSError as e:  # (one left by a crash: EEXIST, fine; else plain delete)
-            if e.errno != errno.EEXIST:
-                return self._delete(address, prefixlen, ifindex, metric)
-        deleted = self._delete(address, prefixlen, ifindex, metric)
-        self.shadows += 1
-        if self.later is None:
-            self._drop_shadow(shadow)
-        else:
-            self.pending_shadows.add(shadow)
-            self.later(SHADOW_HOLD, lambda: self._drop_shadow(shadow))
+        return self._withdraw_many([(address, prefixlen, ifindex, metric)])[0]
+
+    def _withdraw_many(self, routes: list[tuple[bytes, int, int, int]]) -> list[bool]:
+        """_withdraw of each (address, prefixlen, ifindex, metric), the route
+        changes batched: the shadows first, then ours, whether each went."""
+        shadowed = []
+        if self.retract_proto:
+            candidates = [r for r in routes if r[3] < 0xFFFFFFFF]
+            specs = [self._spec(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, a, p, i, m + 1,
+                                self.retract_proto) for a, p, i, m in candidates]
+            # (one left by a crash: EEXIST, fine; another error: a plain delete)
+            shadowed = [(a, p, i, m + 1) for (a, p, i, m), code
+                        in zip(candidates, self._changes(specs)) if code in (0, errno.EEXIST)]
+        codes = self._changes([self._spec(RTM_DELROUTE, 0, a, p, i, m) for a, p, i, m in routes])
+        deleted = [self._deleted(a, p, PROTO_SROAMD, code)
+                   for (a, p, _, _), code in zip(routes, codes)]
+        if shadowed:
+            self.shadows += len(shadowed)
+            if self.later is None:
+                self._drop_shadows(shadowed)
+            else:
+                self.pending_shadows.update(shadowed)
+                self.later(SHADOW_HOLD, lambda: self._drop_shadows(
+                    [shadow for shadow in shadowed if shadow in self.pending_shadows]))
         return deleted
 
     def drop_shadows(self) -> None:
         """The shadows whose time is not up, now (at stop: no loop after)."""
-        for shadow in list(self.pending_shadows):
-            self._drop_shadow(shadow)
+        self._drop_shadows(list(self.pending_shadows))
 
-    def _drop_shadow(self, shadow: tuple[bytes, int, int, int]) -> None:
-        if shadow in self.pending_shadows or self.later is None:
-            self.pending_shadows.discard(shadow)
-            self._delete(*shadow, self.retract_proto)  # (an error is logged and counted)
+    def _drop_shadows(self, shadows: list[tuple[bytes, int, int, int]]) -> None:
+        """Delete these shadow routes (batched; an error is logged and
+        counted).  Only those still pending when their time comes: after
+        drop_shadows() at stop, a timer that still fires finds none (it
+        used to delete them again, on the closed socket: EBADF)."""
+        self.pending_shadows.difference_update(shadows)
+        specs = [self._spec(RTM_DELROUTE, 0, *shadow, self.retract_proto) for shadow in shadows]
+        for (address, prefixlen, _, _), code in zip(shadows, self._changes(specs)):
+            self._deleted(address, prefixlen, self.retract_proto, code)
 
     def _delete(self, address: bytes, prefixlen: int, ifindex: int, metric: int,
                 proto: int = PROTO_SROAMD) -> bool:
         try:
-            self.rtnl.request(self._message(address, prefixlen, ifindex, metric, proto),
-                              RTM_DELROUTE)
+            self._change(RTM_DELROUTE, 0, address, prefixlen, ifindex, metric, proto)
         except OSError as e:
-            if e.errno not in (errno.ESRCH, errno.ENODEV):  # already gone with its link
-                self.failures["remove_" + errno.errorcode.get(e.errno, str(e.errno))] += 1
+            return self._deleted(address, prefixlen, proto, e.errno)
+        return self._deleted(address, prefixlen, proto, 0)
+
+    def _deleted(self, address: bytes, prefixlen: int, proto: int, code: int) -> bool:
+        """The kernel's answer (an errno, 0: done) to a deletion."""
+        if code:
+            if code not in (errno.ESRCH, errno.ENODEV):  # already gone with its link
+                self.failures["remove_" + errno.errorcode.get(code, str(code))] += 1
                 log.error("cannot remove route %s: %s", route_text(address, prefixlen),
-                          e.strerror or e)
+                          errno_name(code))
             return False
         if proto == PROTO_SROAMD:
             self.removed += 1  # (shadows are counted apart)
@@ -384,3 +514,14 @@ class RouteManager:
                 "added": self.added, "removed": self.removed, "repaired": self.repaired,
                 "shadows": self.shadows, "stale_shadows": self.stale_shadows,
                 "reconciles": self.reconciles, "failures": dict(self.failures)}
+
+
+def _collect(out: dict[Key, set[tuple[int, int]]], routes, ifindexes: set[int],
+             proto: int) -> None:
+    """The routes (sroamd.wire.rtnetlink.Route) of proto in the main table on
+    these interfaces, into out: (address, prefixlen) -> {(ifindex, metric)}."""
+    for route in routes:
+        if route.proto != proto or route.table != RT_TABLE_MAIN \
+                or route.oif not in ifindexes or route.dst is None:
+            continue
+        out.setdefault((route.dst, route.dst_len), set()).add((route.oif, route.priority))

@@ -56,18 +56,27 @@ _register_pyroute2_lazily()
 
 from pyroute2.netlink import (NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,  # noqa: E402
                               NLMSG_DONE, NLMSG_ERROR, nlmsgerr)
-from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_NEWROUTE  # noqa: E402
-from pyroute2.netlink.rtnl.rtmsg import rtmsg  # noqa: E402
+from pyroute2.netlink.rtnl import RTM_NEWROUTE  # noqa: E402
 
-from sroamd.wire.rtnetlink import encodable, encode_route  # noqa: E402
+from sroamd.wire.rtnetlink import (Route, error_code, messages, parse_route,  # noqa: E402
+                                   route_change, route_dump_request)
 
-ROUTE_CHANGES = (RTM_NEWROUTE, RTM_DELROUTE)
 
 RCVBUF = 1 << 20
+# A datagram read: the kernel makes dump parts of at most 32 KB.  (Not
+# RCVBUF: recv(n) allocates n bytes first, a megabyte for every ACK.)
+DATAGRAM = 1 << 16
+# Route changes sent in one datagram by change_routes: their acknowledgements
+# (about 1 KB of receive buffer each, as the kernel counts) fit in RCVBUF.
+BATCH = 128
 SOL_NETLINK = 270
 # Linux 4.20+: dump requests are checked strictly, and their header and
 # attributes filter what the kernel sends (e.g. routes of one protocol).
 NETLINK_GET_STRICT_CHK = 12
+
+
+# Offset of rtm_protocol in a route message (after the 16-byte netlink header).
+_PROTOCOL_OFFSET = 16 + 5
 
 
 class RtnlError(OSError):
@@ -110,24 +119,127 @@ class Rtnl:
         msg["header"]["type"] = msg_type
         msg["header"]["flags"] = flags
         msg["header"]["sequence_number"] = self.seq
-        if msg_type in ROUTE_CHANGES and isinstance(msg, rtmsg) and encodable(msg):
-            # A route change: the same bytes as pyroute2's encode(), in a
-            # ninth of the time (sroamd.wire.rtnetlink).
-            self.sock.send(encode_route(msg))
-        else:
-            msg.encode()
-            self.sock.send(msg.data)
+        msg.encode()
+        self.sock.send(msg.data)
         return self.seq
 
-    def request(self, msg, msg_type: int, flags: int = 0) -> None:
-        """Send a change (new/del route, ...) and return once it is acknowledged;
-        raises RtnlError with the kernel's errno if refused."""
-        seq = self._send(msg, msg_type, NLM_F_REQUEST | NLM_F_ACK | flags)
-        for reply in self._replies(seq):
-            if reply["header"]["type"] == NLMSG_ERROR:
-                self._raise_if_error(reply)
-                return
+    # -- routes, without pyroute2's classes (issue 11) ------------------------
+    #
+    # pyroute2's rtmsg costs ~100 us to encode, ~60 us to decode (an ACK as
+    # much as a route) and leaves cyclic garbage for the collector: a route
+    # per client arriving, two per roam, thousands per reconcile dump.
+    # These take sroamd.wire.rtnetlink's flat codecs instead.
+
+    def change_route(self, msg_type: int, flags: int, family: int, dst_len: int, table: int,
+                     proto: int, scope: int, rtype: int, dst: bytes, oif: int,
+                     priority: int) -> None:
+        """RTM_NEWROUTE/RTM_DELROUTE, returning once acknowledged; raises
+        RtnlError with the kernel's errno if refused."""
+        self.seq = seq = (self.seq + 1) & 0xFFFFFFFF
+        self.sock.send(route_change(msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, seq, family,
+                                    dst_len, table, proto, scope, rtype, dst, oif, priority))
+        self._acknowledged(seq)
+
+    def change_routes(self, changes: list[tuple]) -> list[int]:
+        """Many route changes (change_route's arguments, each a tuple), sent
+        BATCH to a datagram (one sendmsg: the kernel handles the requests
+        in turn) and their acknowledgements read after: the errno of each
+        (0: done), in order.  For a burst of them (a flooded dump naming
+        many clients served here, a link back up, a stop for good): one
+        system call per BATCH instead of one per route and one per ack."""
+        codes: list[int] = []
+        for start in range(0, len(changes), BATCH):
+            chunk = changes[start:start + BATCH]
+            first = (self.seq + 1) & 0xFFFFFFFF
+            data = []
+            for (msg_type, flags, family, dst_len, table, proto, scope, rtype, dst, oif,
+                 priority) in chunk:
+                self.seq = (self.seq + 1) & 0xFFFFFFFF
+                data.append(route_change(msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, self.seq,
+                                         family, dst_len, table, proto, scope, rtype, dst, oif,
+                                         priority))
+            self.sock.send(b"".join(data))
+            answers = self._acknowledgements(first, len(chunk))
+            codes += [answers.get((first + i) & 0xFFFFFFFF, errno.EIO) for i in range(len(chunk))]
+        return codes
+
+    def _acknowledgements(self, first: int, count: int) -> dict[int, int]:
+        """seq -> errno of the acknowledgements of count requests numbered
+        from first (those that never came are missing)."""
+        out: dict[int, int] = {}
+        while len(out) < count:
+            try:
+                data = self.sock.recv(DATAGRAM)
+            except BlockingIOError:
+                break
+            for m in messages(data):
+                if m.type == NLMSG_ERROR and (m.seq - first) & 0xFFFFFFFF < count:
+                    out[m.seq] = error_code(data, m.offset)
+        return out
+
+    def _acknowledged(self, seq: int) -> None:
+        while True:
+            try:
+                data = self.sock.recv(DATAGRAM)
+            except BlockingIOError:
+                break
+            for m in messages(data):
+                if m.seq == seq and m.type == NLMSG_ERROR:
+                    code = error_code(data, m.offset)
+                    if code:
+                        raise RtnlError(code, errno_name(code))
+                    return
         raise RtnlError(errno.EIO, "no acknowledgement from the kernel")
+
+    def start_route_dump(self, family: int, table: int = 0, proto: int = 0) -> int:
+        """Ask for the routes of family (with strict checking, only those of
+        table and proto; others may come anyway); read them with
+        read_route_dump.  Returns the request's sequence number."""
+        from pyroute2.netlink.rtnl import RTM_GETROUTE
+        self.seq = seq = (self.seq + 1) & 0xFFFFFFFF
+        self.sock.send(route_dump_request(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq,
+                                          family, table, proto))
+        return seq
+
+    def read_route_dump(self, seq: int, proto: int | None = None,
+                        size: int = DATAGRAM) -> tuple[list[Route], bool]:
+        """One datagram's routes of the dump seq (of protocol proto, if
+        given: the others are not decoded) and whether the dump is done.
+        The kernel makes the next part as this one is read: one is always
+        queued until the end (none is an error).  size: the most read at
+        once (the kernel makes its parts no larger than the largest read
+        on the socket so far; at least 4 KB, a page: a route message is far smaller)."""
+        try:
+            data = self.sock.recv(size)
+        except BlockingIOError:
+            raise RtnlError(errno.EIO, "dump ended early") from None
+        out = []
+        for m in messages(data):
+            if m.seq != seq:
+                continue
+            if m.type == NLMSG_DONE:
+                return out, True
+            if m.type == NLMSG_ERROR:
+                code = error_code(data, m.offset)
+                if code:
+                    raise RtnlError(code, errno_name(code))
+                continue
+            if m.type != RTM_NEWROUTE:
+                continue
+            if proto is not None and data[m.offset + _PROTOCOL_OFFSET] != proto:
+                continue
+            out.append(parse_route(data, m.offset, m.length))
+        return out, False
+
+    def dump_routes(self, family: int, table: int = 0, proto: int | None = None) -> list[Route]:
+        """All the routes of a dump at once (see start_route_dump)."""
+        seq = self.start_route_dump(family, table, proto or 0)
+        out: list[Route] = []
+        while True:
+            routes, done = self.read_route_dump(seq, proto)
+            out += routes
+            if done:
+                return out
 
     def dump(self, msg, msg_type: int, keep=None) -> list:
         """All the objects of a dump request (RTM_GETROUTE, RTM_GETADDR...),
@@ -152,7 +264,7 @@ class Rtnl:
         """Parsed messages answering seq, until none is queued."""
         while True:
             try:
-                data = self.sock.recv(RCVBUF)
+                data = self.sock.recv(DATAGRAM)
             except BlockingIOError:
                 return
             for reply in self.parse(data, keep):

@@ -117,16 +117,21 @@ class Daemon:
 
     stations: interfaces for which a stand-in hostapd gives station events
     (``station(ifname, "assoc"|"disassoc", mac)``); none by default.
+    profile: run it under cProfile, its statistics written there at exit.
     """
 
-    def __init__(self, lab, ns, args, stations=(), timeout: float = 10.0):
+    def __init__(self, lab, ns, args, stations=(), timeout: float = 10.0,
+                 profile: str | None = None):
         self.ns = ns
         self.proc = None
         self.peers: list[FloodPeer] = []
         self.ubus = UbusThread(os.path.join(lab.dir, f"ubus-{ns.short}-{secrets.token_hex(2)}.sock"))
         lab.__dict__.setdefault("sroamd_daemons", []).append(self)  # close_daemons(lab)
         self.hostapd = {ifname: self.ubus.fake_hostapd(ifname) for ifname in stations}
-        argv = ["env", f"PYTHONPATH={ROOT}", sys.executable, "-m", "sroamd",
+        # profile: a file the daemon's cProfile statistics are written to at
+        # its exit (SIGTERM: a clean exit), for finding where its time goes.
+        python = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
+        argv = ["env", f"PYTHONPATH={ROOT}", *python, "-m", "sroamd",
                 "--ubus-socket", self.ubus.path,
                 "--station-source", "ubus" if stations else "none",
                 "--state-dir", os.path.join(lab.dir, f"state-{ns.short}"),

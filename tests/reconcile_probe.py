@@ -147,10 +147,166 @@ async def restart(netns):
     return out
 
 
+MANY = 4000  # routes in the kernel (the bench's DHCP runs leave as many)
+
+
+async def many_routes(netns):
+    """The periodic reconcile with MANY routes wanted: whether the event
+    loop runs other work while it reads them (issue 11: it stalled), and
+    what it makes of routes that change meanwhile."""
+    out = {}
+    service = ClientService(Store(), config(), b"\1" * 8, reconcile_interval=3600,
+                            adopt_hold=0)
+    service.synced()
+    await service.start()
+    try:
+        index = service.links.get("wl0").index
+        base = int(ipaddress.ip_address("198.18.0.0"))
+        keys = [(base + i).to_bytes(4, "big") for i in range(MANY)]
+        for key in keys:
+            service.routes.add(index, key, 32, "wl0")
+        # One deleted by hand: the reconcile must put it back.
+        ip(netns, "route", "del", "198.18.0.7/32", "dev", "wl0", "proto", "44")
+        before = service.routes.reconciles
+        turns = []  # the reconcile's progress at each turn of the loop another task got
+
+        async def other_work():
+            while service.routes.reconciles == before:
+                turns.append(service.routes.reconciles)
+                if len(turns) == 2:
+                    # Changes while the dump is read: a route added, one removed.
+                    service.routes.add(index, bytes([198, 19, 0, 1]), 32, "wl0")
+                    service.routes.remove(keys[-1], 32)
+                await asyncio.sleep(0)
+
+        worker = asyncio.get_running_loop().create_task(other_work())
+        service._reconcile_timer.cancel()
+        service._on_reconcile_timer()  # (what its timer does)
+        start = time.monotonic()
+        await until(lambda: service.routes.reconciles > before, 10, "the reconcile")
+        out["reconcile_s"] = time.monotonic() - start
+        await worker
+        out["turns_during"] = len(turns)
+        shown = ip(netns, "-4", "route", "show", "proto", "44").splitlines()
+        out["kernel_routes"] = len(shown)
+        out["has_new"] = any(line.startswith("198.19.0.1 ") for line in shown)
+        out["has_removed"] = any(line.startswith(str(ipaddress.ip_address(keys[-1])) + " ")
+                                 for line in shown)
+        out["has_deleted_by_hand"] = any(line.startswith("198.18.0.7 ") for line in shown)
+        out["status"] = service.status()["routes"]
+        out["armed_again"] = service._reconcile_timer is not None
+    finally:
+        service.stop_for_good()
+        await service.stop()
+    out["after_stop"] = len(routes44(netns).splitlines())
+    return out
+
+
+async def late_shadows(netns):
+    """A client leaves (its routes withdrawn with shadow routes, deleted
+    SHADOW_HOLD later) and sroamd stops for good at once: the shadows go at
+    stop, and the timers that still fire after it must do nothing."""
+    out = {}
+    store = Store()
+    service = ClientService(store, config(), b"\1" * 8, reconcile_interval=3600, adopt_hold=0)
+    service.synced()
+    await service.start()
+    give_a_leases(store)
+    service.client_arrived("wl0", A)
+    out["before"] = routes44(netns)
+    service.client_left(A)
+    service.stop_for_good()
+    await service.stop()
+    await asyncio.sleep(0.2)  # past SHADOW_HOLD: the withdrawal's timers fire
+    out["failures"] = dict(service.routes.failures)
+    out["shadows"] = service.routes.shadows
+    out["after"] = ip(netns, "-4", "route", "show", "proto", "45") + \
+        ip(netns, "-6", "route", "show", "proto", "45") + routes44(netns)
+    return out
+
+
+BURST = 300  # clients whose leases arrive in one flooded burst
+
+
+async def burst(netns):
+    """Leases of BURST clients served here flooded in at once (one store
+    update after another, as a flooding session applies a dump): their
+    routes go to the kernel in batches (several requests per netlink
+    datagram, Rtnl.change_routes), one of them refused by the kernel."""
+    from sroamd.rtnl import BATCH
+    out = {}
+    store = Store()
+    service = ClientService(store, config(), b"\1" * 8, reconcile_interval=3600,
+                            adopt_hold=0)
+    service.synced()
+    await service.start()
+    calls = {"change_route": 0, "change_routes": [], "sendmsg": 0}
+    rtnl = service.routes.rtnl
+    single, batched = rtnl.change_route, rtnl.change_routes
+
+    def change_route(*args):
+        calls["change_route"] += 1
+        return single(*args)
+
+    def change_routes(changes):
+        calls["change_routes"].append(len(changes))
+        return batched(changes)
+
+    class CountingSocket:  # (the datagrams sent: what batching is about)
+        def __init__(self, sock):
+            self.sock = sock
+
+        def send(self, data):
+            calls["sendmsg"] += 1
+            return self.sock.send(data)
+
+        def __getattr__(self, name):
+            return getattr(self.sock, name)
+
+    rtnl.change_route, rtnl.change_routes = change_route, change_routes
+    rtnl.sock = CountingSocket(rtnl.sock)
+    try:
+        macs = [bytes([2, 0, 0, 0, i >> 8, i & 0xFF]) for i in range(BURST)]
+        addresses = [bytes([198, 18, i >> 8, i & 0xFF]) for i in range(BURST)]
+        for mac in macs:
+            service.client_arrived("wl0", mac)  # (no lease yet: no route)
+        # One of them is taken by someone else's route of the same metric:
+        # the kernel refuses ours (EEXIST) in the middle of a batch.
+        ip(netns, "route", "add", "198.18.0.7/32", "dev", "wl0", "proto", "babel",
+           "metric", "128")
+        await asyncio.sleep(0)
+        calls["change_route"], calls["change_routes"], calls["sendmsg"] = 0, [], 0
+        for mac, address in zip(macs, addresses):
+            store.put(ipv4_lease_key(address), mac, 1800)
+        await asyncio.sleep(0)  # the next turn: the batch
+        await asyncio.sleep(0)
+        out["batches"] = list(calls["change_routes"])
+        out["single"] = calls["change_route"]
+        out["sendmsg_add"] = calls["sendmsg"]
+        out["kernel_after_add"] = ip(netns, "-4", "route", "show", "proto", "44")
+        out["status_after_add"] = service.status()["routes"]
+        calls["sendmsg"] = 0
+        for mac, address in zip(macs, addresses):  # all released at once
+            service.leases.release_ipv4(mac, address)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        out["sendmsg_remove"] = calls["sendmsg"]
+        out["kernel_after_remove"] = ip(netns, "-4", "route", "show", "proto", "44")
+        out["status_after_remove"] = service.status()["routes"]
+        out["batch"] = BATCH
+    finally:
+        service.stop_for_good()
+        await service.stop()
+    return out
+
+
 def main():
     scenario, ns = sys.argv[1], sys.argv[2]
-    out = asyncio.run({"flap": flap_and_delete, "restart": restart}[scenario](ns))
+    out = asyncio.run({"flap": flap_and_delete, "restart": restart,
+                       "many": many_routes, "burst": burst,
+                       "late_shadows": late_shadows}[scenario](ns))
     print(json.dumps(out))
 
 
-main()
+if __name__ == "__main__":
+    main()

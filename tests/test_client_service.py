@@ -27,6 +27,7 @@ class Clock:
 class FakeRoutes:
     def __init__(self):
         self.table = {}
+        self.batches = []  # routes per add_many call
 
     def add(self, ifindex, address, prefixlen, ifname=""):
         self.table[(address, prefixlen)] = ifindex
@@ -34,6 +35,15 @@ class FakeRoutes:
 
     def remove(self, address, prefixlen):
         return self.table.pop((address, prefixlen), None) is not None
+
+    def add_many(self, routes):
+        self.batches.append(len(routes))
+        for ifindex, address, prefixlen, ifname in routes:
+            self.add(ifindex, address, prefixlen, ifname)
+
+    def remove_many(self, keys):
+        for key in keys:
+            self.remove(*key)
 
     def status(self):
         return {"installed": len(self.table)}
@@ -396,3 +406,29 @@ def test_offers_to_clients_without_a_lease_are_bounded(service):
     s.store.clock.now += 11  # the offers lapse
     s.dhcp_frame("wl0", dhcp_in(macs[2], dhcp.DISCOVER))
     assert len(offers(s)) == 4 and s.dhcp.status()["offers_outstanding"] == 1
+
+
+class QueuedFrames:
+    """DhcpReceiver: the frames queued on the socket."""
+
+    def __init__(self, frames):
+        self.frames = list(frames)
+
+    def receive(self):
+        return self.frames.pop(0) if self.frames else None
+
+
+def test_clients_claimed_by_a_batch_of_messages_are_routed_in_one_go(service):
+    """Issue 11: route changes batched where a burst brings many.  Five new
+    clients' DISCOVERs read in one wakeup: their routes (the offered
+    addresses) go to the routes manager as one batch at the end of it, not
+    one client at a time."""
+    s = service
+    macs = [bytes([2, 0, 0, 0, 1, i]) for i in range(5)]
+    s._on_dhcp("wl0", QueuedFrames(dhcp_in(mac, dhcp.DISCOVER) for mac in macs))
+    assert len(offers(s)) == 5 and set(s.clients) == set(macs)
+    assert s.routes.batches == [5] and len(s.routes.table) == 5
+    # Outside a batch (a station event), at once.
+    datum = s.leases.ipv4_lease(A, None, 1800)
+    s.client_arrived("wl0", A)
+    assert s.routes.batches == [5, 1] and (datum.key[1:], 32) in s.routes.table

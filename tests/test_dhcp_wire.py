@@ -158,3 +158,84 @@ def test_ipv4_udp_frame_checksums_verify():
     pseudo = ip.src + ip.dst + bytes([0, 17]) + udp.length.to_bytes(2, "big")
     assert internet_checksum(pseudo + frame[34:]) == 0
     assert frame[42:] == payload
+
+
+def construct_fields(message: DhcpMessage) -> dict:
+    """message as construct's DHCP declaration takes it."""
+    options = [{"code": code, "body": value} for code, value in message.options.items()]
+    return {"op": message.op, "htype": message.htype, "hlen": message.hlen,
+            "hops": message.hops, "xid": message.xid, "secs": message.secs,
+            "flags": message.flags, "ciaddr": message.ciaddr, "yiaddr": message.yiaddr,
+            "siaddr": message.siaddr, "giaddr": message.giaddr, "chaddr": message.chaddr,
+            "sname": message.sname, "file": message.file,
+            "options": options + [{"code": dhcp.OPT_END, "body": None}], "trailer": b""}
+
+
+def random_message(rng: random.Random) -> DhcpMessage:
+    def address():
+        return rng.randbytes(4)
+    options = {dhcp.OPT_MESSAGE_TYPE: rng.randrange(1, 9)}
+    for code, make in ((dhcp.OPT_SERVER_ID, address), (dhcp.OPT_REQUESTED_ADDRESS, address),
+                       (dhcp.OPT_SUBNET_MASK, address),
+                       (dhcp.OPT_LEASE_TIME, lambda: rng.randrange(1 << 32)),
+                       (dhcp.OPT_RENEWAL_TIME, lambda: rng.randrange(1 << 32)),
+                       (dhcp.OPT_REBINDING_TIME, lambda: rng.randrange(1 << 32)),
+                       (dhcp.OPT_ROUTER, lambda: [address() for _ in range(rng.randrange(4))]),
+                       (dhcp.OPT_DNS, lambda: [address() for _ in range(rng.randrange(4))]),
+                       (dhcp.OPT_PARAMETER_REQUEST_LIST,
+                        lambda: list(rng.randbytes(rng.randrange(12)))),
+                       (dhcp.OPT_CLIENT_ID, lambda: rng.randbytes(rng.randrange(1, 20))),
+                       (12, lambda: rng.randbytes(rng.randrange(30)))):
+        if rng.random() < 0.6:
+            options[code] = make()
+    return DhcpMessage(op=rng.choice((1, 2)), xid=rng.randrange(1 << 32),
+                       secs=rng.randrange(1 << 16), flags=rng.randrange(1 << 16),
+                       ciaddr=address(), yiaddr=address(), siaddr=address(), giaddr=address(),
+                       chaddr=rng.randbytes(16), hops=rng.randrange(256),
+                       sname=rng.randbytes(64), file=rng.randbytes(128), options=options)
+
+
+def test_fast_paths_agree_with_the_construct_declaration():
+    """parse and build go through wire.flat's codecs derived from the
+    declaration (issue 11): the same bytes and values as construct's own
+    reading of DHCP, on random messages."""
+    rng = random.Random(3)
+    for _ in range(300):
+        message = random_message(rng)
+        data = dhcp.build(message, min_length=0)
+        assert data == dhcp.DHCP.build(construct_fields(message))
+        parsed = dhcp.parse(data)
+        assert parsed == message
+        raw = dhcp.DHCP.parse(data)
+        assert {o.code: (list(o.body) if isinstance(o.body, list) else o.body)
+                for o in raw.options if o.code not in (0, 255)} == parsed.options
+
+
+def test_a_list_option_must_be_whole_items():
+    # A router option of 6 bytes: one address and a half.
+    data = GOLDEN_DISCOVER[:240] + bytes.fromhex("0306c0000201c000") + b"\xff"
+    with pytest.raises(DhcpFormatError):
+        dhcp.parse(data)
+
+
+def test_udp_frame_is_the_construct_declarations_bytes():
+    """ipv4_udp_frame builds with wire.flat's codecs: the bytes construct
+    makes of the same headers."""
+    from sroamd.wire.ip import ETHERNET, IPV4_PSEUDO
+    rng = random.Random(4)
+    for _ in range(100):
+        payload = rng.randbytes(rng.randrange(0, 600))
+        src, dst = rng.randbytes(4), rng.randbytes(4)
+        macs = rng.randbytes(6), rng.randbytes(6)
+        ports = rng.randrange(1 << 16), rng.randrange(1 << 16)
+        frame = ipv4_udp_frame(macs[0], macs[1], src, dst, *ports, payload, ttl=rng.randrange(256))
+        length = 8 + len(payload)
+        udp = {"src_port": ports[0], "dst_port": ports[1], "length": length, "checksum": 0}
+        pseudo = IPV4_PSEUDO.build({"src": src, "dst": dst, "protocol": 17, "length": length})
+        udp["checksum"] = internet_checksum(pseudo + UDP.build(udp) + payload) or 0xFFFF
+        ip = {"tos": 0, "total_length": 20 + length, "identification": 0,
+              "flags_fragment": 0x4000, "ttl": frame[22], "protocol": 17, "checksum": 0,
+              "src": src, "dst": dst}
+        ip["checksum"] = internet_checksum(IPV4.build(ip))
+        assert frame == (ETHERNET.build({"dst": macs[1], "src": macs[0], "ethertype": 0x0800})
+                         + IPV4.build(ip) + UDP.build(udp) + payload)

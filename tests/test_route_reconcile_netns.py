@@ -100,3 +100,55 @@ def test_restart_keeps_routes_adopts_them_and_drops_only_unwanted_once_synced(ne
     assert status["installed"] == 2
     assert out["after_final_stop"] == ""
     assert out["final_ras_2"] >= 1
+
+
+def test_periodic_reconcile_of_thousands_of_routes_lets_the_loop_run(netns):
+    """Issue 11: the periodic reconcile read and compared 4,000 routes in one
+    go (0.2 s and more, during which no DHCP message was answered: at 500
+    exchanges/s, frames lost).  Now the loop runs other work between the
+    parts of the dump; routes changed meanwhile are not undone."""
+    out = run_probe(netns, "many")
+    assert out["turns_during"] >= 3, out
+    status = out["status"]
+    assert status["repaired"] == 1 and status["failing"] == 0 and status["failures"] == {}
+    assert out["has_deleted_by_hand"] and out["has_new"] and not out["has_removed"]
+    assert out["kernel_routes"] == 4000  # 4000 - 1 removed + 1 added
+    assert status["installed"] == 4000 and status["wanted"] == 4000
+    assert out["armed_again"]
+    assert out["after_stop"] == 0
+
+
+def test_a_burst_of_leases_routes_in_batches(netns):
+    """Issue 11: route changes to the kernel batched where a burst brings
+    many.  Leases of 300 clients served here arrive at once (as a flooded
+    dump brings them): their routes go in datagrams of up to rtnl.BATCH
+    requests, the acknowledgements read after; one the kernel refuses
+    (EEXIST, another route of the same metric) is told apart from the rest.
+    Released at once, they go the same way."""
+    out = run_probe(netns, "burst")
+    batch = out["batch"]
+    assert out["single"] == 0
+    assert out["batches"] == [300]  # one call, split by Rtnl into datagrams
+    assert out["sendmsg_add"] == -(-300 // batch)  # (3 datagrams of up to 128)
+    status = out["status_after_add"]
+    assert status["failing"] == 1 and status["failures"] == {"EEXIST": 1}
+    assert status["installed"] == 299 and status["wanted"] == 300
+    kernel = out["kernel_after_add"].splitlines()
+    assert len(kernel) == 299 and not any(line.startswith("198.18.0.7 ") for line in kernel)
+    # (the refused one was never in) The shadow routes (retract_proto 45, the
+    # default) in batches first, then ours; the shadows go SHADOW_HOLD later.
+    assert out["sendmsg_remove"] == 2 * -(-299 // batch)
+    assert out["kernel_after_remove"] == ""
+    assert out["status_after_remove"]["wanted"] == 0
+    assert out["status_after_remove"]["removed"] == 299
+    assert out["status_after_remove"]["shadows"] == 299
+
+
+def test_shadow_timers_firing_after_a_stop_do_nothing(netns):
+    """A withdrawal's shadow routes are deleted at stop; their timers, still
+    firing after it, deleted them again on the closed netlink socket
+    (failures["remove_EBADF"], an error logged per route)."""
+    out = run_probe(netns, "late_shadows")
+    assert A_V4 in out["before"] and out["shadows"] == 2
+    assert out["failures"] == {}
+    assert out["after"] == ""

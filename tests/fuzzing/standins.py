@@ -37,7 +37,7 @@ class Violation(Exception):
 
 
 class RecordingRtnl:
-    """sroamd.rtnl.Rtnl as RouteManager uses it: request() and dump(); routes
+    """sroamd.rtnl.Rtnl as RouteManager uses it: change_route() and dump_routes(); routes
     are kept in a table (as the kernel would) and every added route is
     checked against the configured prefixes at the moment it is asked for."""
 
@@ -48,14 +48,15 @@ class RecordingRtnl:
         self.violations: list[str] = []
         self.requests = 0
 
-    def request(self, msg, msg_type: int, flags: int = 0) -> None:
+    def change_route(self, msg_type: int, flags: int, family: int, dst_len: int, table: int,
+                     proto: int, scope: int, rtype: int, dst: bytes, oif: int,
+                     priority: int) -> None:
         from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_NEWROUTE
         self.requests += 1
-        dst = msg.get_attr("RTA_DST")
-        oif = msg.get_attr("RTA_OIF")
-        key = (msg["family"], dst, msg["dst_len"])
+        dst = socket.inet_ntop(family, dst)
+        key = (family, dst, dst_len)
         if msg_type == RTM_NEWROUTE:
-            self._check(msg["family"], dst, msg["dst_len"], oif, msg["proto"])
+            self._check(family, dst, dst_len, oif, proto)
             self.table[key] = oif
         elif msg_type == RTM_DELROUTE:
             self.table.pop(key, None)
@@ -75,7 +76,15 @@ class RecordingRtnl:
         if oif not in self.link_indexes:
             self.violations.append(f"not on a roaming interface: {text}")
 
+    def change_routes(self, changes: list[tuple]) -> list[int]:
+        for change in changes:
+            self.change_route(*change)
+        return [0] * len(changes)
+
     def dump(self, msg, msg_type: int, keep=None) -> list:
+        return []
+
+    def dump_routes(self, family: int, table: int = 0, proto: int | None = None) -> list:
         return []
 
     def close(self) -> None:
