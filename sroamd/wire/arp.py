@@ -5,7 +5,7 @@ from __future__ import annotations
 from construct import Bytes, Const, ConstructError, Int8ub, Int16ub, Struct
 
 from sroamd.wire.flat import FlatCodec
-from sroamd.wire.ip import ETH_P_ARP, ETH_P_IP, ETHERNET, ETHERNET_LEN
+from sroamd.wire.ip import ETH_P_ARP, ETH_P_IP, ETHERNET, ETHERNET_F, ETHERNET_LEN
 
 ARPHRD_ETHER = 1
 OP_REQUEST, OP_REPLY = 1, 2
@@ -22,9 +22,8 @@ ARP = Struct(
     "target_ip" / Bytes(4),
 )
 ARP_LEN = 28
-# For building (issue 11): codecs derived from the declarations (wire.flat).
+# For building (issue 11): a codec derived from the declaration (wire.flat).
 _ARP = FlatCodec(ARP, fields=("op", "sender_mac", "sender_ip", "target_mac", "target_ip"))
-_ETHERNET = FlatCodec(ETHERNET, fields=("dst", "src", "ethertype"))
 
 
 class ArpFormatError(ValueError):
@@ -41,7 +40,7 @@ def gratuitous_reply(our_mac: bytes, our_ip: bytes, client_mac: bytes) -> bytes:
     With the client's MAC as target MAC, a client in the middle of a TCP
     stream kept the old AP's MAC for seconds (seen in the roaming rig).
     """
-    return (_ETHERNET.build((client_mac, our_mac, ETH_P_ARP))
+    return (ETHERNET_F.build((client_mac, our_mac, ETH_P_ARP))
             + _ARP.build((OP_REPLY, our_mac, our_ip, our_mac, our_ip)))
 
 

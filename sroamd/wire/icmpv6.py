@@ -25,8 +25,8 @@ from construct import (Byte, Bytes, Check, ConstructError, FlagsEnum, GreedyByte
 
 from sroamd.wire.compiled import CompiledOnUse, FixedSized, GreedyRange
 from sroamd.wire.flat import FlatCodec
-from sroamd.wire.ip import (ETH_P_IPV6, ETHERNET, ETHERNET_LEN, IPPROTO_ICMPV6, IPV6,
-                            IPV6_LEN, IPV6_PSEUDO, internet_checksum)
+from sroamd.wire.ip import (ETH_P_IPV6, ETHERNET_F, ETHERNET_LEN, IPPROTO_ICMPV6, IPV6_F,
+                            IPV6_LEN, IPV6_PSEUDO_F, internet_checksum)
 
 ROUTER_SOLICITATION = 133
 ROUTER_ADVERTISEMENT = 134
@@ -123,10 +123,6 @@ ICMPV6 = Struct(*ICMPV6_HEADER.subcons, "body" / Switch(this.type, BODIES, defau
 # compiles for building too).
 _BODY_BUILD = {kind: CompiledOnUse(body) for kind, body in BODIES.items()}
 _ICMPV6_HEADER = FlatCodec(ICMPV6_HEADER, fields=("type", "code", "checksum"))
-_ETHERNET = FlatCodec(ETHERNET, fields=("dst", "src", "ethertype"))
-_IPV6 = FlatCodec(IPV6, fields=("traffic_class", "flow_label", "payload_length",
-                                "next_header", "hop_limit", "src", "dst"))
-_IPV6_PSEUDO = FlatCodec(IPV6_PSEUDO, fields=("src", "dst", "length", "next_header"))
 
 
 class Icmpv6FormatError(ValueError):
@@ -236,11 +232,11 @@ def build_packet(message: dict, ip_src: bytes, ip_dst: bytes,
         builder = _BODY_BUILD.get(kind)
         body = builder.build(message["body"]) if builder else GreedyBytes.build(message["body"])
         length = ICMPV6_HEADER_LEN + len(body)
-        pseudo = _IPV6_PSEUDO.build((ip_src, ip_dst, length, IPPROTO_ICMPV6))
+        pseudo = IPV6_PSEUDO_F.build((ip_src, ip_dst, length, IPPROTO_ICMPV6))
         # The checksum goes in the header: the body is built once.
         checksum = internet_checksum(pseudo + _ICMPV6_HEADER.build((kind, code, 0)) + body)
         icmp = _ICMPV6_HEADER.build((kind, code, checksum)) + body
-        header = _IPV6.build((0, 0, length, IPPROTO_ICMPV6, hop_limit, ip_src, ip_dst))
+        header = IPV6_F.build((0, 0, length, IPPROTO_ICMPV6, hop_limit, ip_src, ip_dst))
     except (ConstructError, struct.error, KeyError, TypeError) as e:
         raise Icmpv6FormatError(f"cannot build: {e}") from None
     return header + icmp
@@ -249,7 +245,7 @@ def build_packet(message: dict, ip_src: bytes, ip_dst: bytes,
 def ethernet_frame(packet: bytes, eth_src: bytes, eth_dst: bytes) -> bytes:
     """An IPv6 packet (build_packet) in an Ethernet frame."""
     try:
-        return _ETHERNET.build((eth_dst, eth_src, ETH_P_IPV6)) + packet
+        return ETHERNET_F.build((eth_dst, eth_src, ETH_P_IPV6)) + packet
     except (ConstructError, TypeError) as e:
         raise Icmpv6FormatError(f"cannot build: {e}") from None
 
@@ -265,11 +261,11 @@ def parse_frame(data: bytes) -> Frame:
     if len(data) < ETHERNET_LEN + IPV6_LEN + 4:
         raise Icmpv6FormatError(f"truncated: {len(data)} bytes")
     try:
-        eth_dst, eth_src, ethertype = _ETHERNET.parse(data)
+        eth_dst, eth_src, ethertype = ETHERNET_F.parse(data)
         if ethertype != ETH_P_IPV6:
             raise Icmpv6FormatError(f"not IPv6: ethertype {ethertype:#06x}")
         (_class, _flow, payload_length, next_header, hop_limit, ip_src,
-         ip_dst) = _IPV6.parse(data, ETHERNET_LEN)
+         ip_dst) = IPV6_F.parse(data, ETHERNET_LEN)
         if next_header != IPPROTO_ICMPV6:
             raise Icmpv6FormatError(f"not ICMPv6: next header {next_header}")
         start = ETHERNET_LEN + IPV6_LEN
@@ -280,7 +276,7 @@ def parse_frame(data: bytes) -> Frame:
         message = ICMPV6.parse(payload)
     except ConstructError as e:
         raise Icmpv6FormatError(f"malformed: {_reason(e)}") from None
-    pseudo = _IPV6_PSEUDO.build((ip_src, ip_dst, len(payload), IPPROTO_ICMPV6))
+    pseudo = IPV6_PSEUDO_F.build((ip_src, ip_dst, len(payload), IPPROTO_ICMPV6))
     return Frame(eth_src=eth_src, eth_dst=eth_dst, ip_src=ip_src, ip_dst=ip_dst,
                  hop_limit=hop_limit, type=message.type, code=message.code,
                  checksum_ok=internet_checksum(pseudo + payload) == 0, body=message.body)
