@@ -181,6 +181,11 @@ class FlatCodec:
         exec(compile(source, f"<flat {declaration!r}>", "exec"), self._namespace)
         self.parse_many = self._namespace["parse_many"]
         self.build_many = self._namespace["build_many"]
+        # One item (the generated functions themselves: no method call between):
+        # parse(data, pos=0) -> its fields (self.fields order, or make's);
+        # build(values) -> its bytes from its fields (self.fields order).
+        self.parse = self._namespace["parse_one"]
+        self.build = self._namespace["build_one"]
 
     # -- code generation -------------------------------------------------------
 
@@ -210,14 +215,7 @@ class FlatCodec:
         return runs
 
     def _parse_source(self, runs, make) -> str:
-        lines = ["def parse_many(data, count=1, pos=0):",
-                 "    if not isinstance(data, bytes):",
-                 "        data = bytes(data)",
-                 "    end = len(data)",
-                 "    out = []",
-                 "    append = out.append",
-                 "    try:",
-                 "        for _ in range(count):"]
+        """parse_many (a loop over count items) and parse_one, from one body."""
         body = []
         for index, run in enumerate(runs):
             first = run[0]
@@ -247,21 +245,24 @@ class FlatCodec:
         body.append("if pos > end:")
         body.append("    raise StreamError('stream read less than specified amount')")
         values = ", ".join(f"v_{n}" for n in self.fields)
-        body.append(f"append(make({values}))" if make is not None else f"append(({values},))")
-        lines += ["            " + line for line in body]
-        lines += ["    except struct_error as e:",
-                  "        raise StreamError(f'stream read less than specified amount: {e}')"
-                  " from None",
-                  "    return out, pos",
-                  ""]
-        return "\n".join(lines) + "\n"
+        item = f"make({values})" if make is not None else f"({values},)"
+        prologue = ["    if not isinstance(data, bytes):",
+                    "        data = bytes(data)",
+                    "    end = len(data)",
+                    "    try:"]
+        epilogue = ["    except struct_error as e:",
+                    "        raise StreamError(f'stream read less than specified amount: {e}')"
+                    " from None"]
+        many = (["def parse_many(data, count=1, pos=0):", "    out = []",
+                 "    append = out.append"] + prologue + ["        for _ in range(count):"]
+                + ["            " + line for line in body + [f"append({item})"]]
+                + epilogue + ["    return out, pos", ""])
+        one = (["def parse_one(data, pos=0):"] + prologue
+               + ["        " + line for line in body + [f"return {item}"]] + epilogue + [""])
+        return "\n".join(many + one) + "\n"
 
     def _build_source(self, parts: list[_Field], runs) -> str:
-        lines = ["def build_many(items):",
-                 "    out = []",
-                 "    append = out.append",
-                 "    try:",
-                 f"        for {', '.join(f'v_{n}' for n in self.fields)}, in items:"]
+        """build_many (the items' bytes joined) and build_one, from one body."""
         body = []
         for f in parts:  # derived values, in declaration order
             if f.const is not None:
@@ -284,24 +285,21 @@ class FlatCodec:
             elif f.length is not None:
                 body.append(f"if len(v_{f.name}) != {f.length}:")
                 body.append(f"    raise StreamError('{f.name}: bytes object of wrong length')")
+        pieces = []  # the item's bytes, in order
         for index, run in enumerate(runs):
             first = run[0]
             if first.format is not None:
-                body.append(f"append(S{index}.pack({', '.join(f.unpacked() for f in run[:-1])}))")
+                pieces.append(f"S{index}.pack({', '.join(f.unpacked() for f in run[:-1])})")
             else:
-                body.append(f"append(v_{first.name})")
-        lines += ["            " + line for line in body]
-        lines += ["    except struct_error as e:",
-                  "        raise FormatFieldError(f'cannot build: {e}') from None",
-                  "    return b''.join(out)",
-                  ""]
-        return "\n".join(lines) + "\n"
-
-    # -- single items ------------------------------------------------------------
-
-    def parse(self, data, pos: int = 0) -> tuple:
-        """One item's fields (self.fields order) from data at pos."""
-        return self.parse_many(data, 1, pos)[0][0]
-
-    def build(self, values: Sequence) -> bytes:
-        return self.build_many((values,))
+                pieces.append(f"v_{first.name}")
+        names = ", ".join(f"v_{n}" for n in self.fields)
+        epilogue = ["    except struct_error as e:",
+                    "        raise FormatFieldError(f'cannot build: {e}') from None"]
+        many = (["def build_many(items):", "    out = []", "    append = out.append", "    try:",
+                 f"        for {names}, in items:"]
+                + ["            " + line for line in body + [f"append({p})" for p in pieces]]
+                + epilogue + ["    return b''.join(out)", ""])
+        one = (["def build_one(values):", "    try:", f"        {names}, = values"]
+               + ["        " + line for line in body + ["return " + " + ".join(pieces)]]
+               + epilogue + [""])
+        return "\n".join(many + one) + "\n"
