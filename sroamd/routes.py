@@ -250,7 +250,7 @@ class RouteManager:
         withdrawals: list[tuple[bytes, int, int, int]] = []  # (batched, per step)
         for step, (key, routes) in enumerate(list(kernel.items()), 1):
             if step % STEP_KEYS == 0:
-                self._withdraw_many(withdrawals)
+                self._own_changes(self._withdraw_many, withdrawals)
                 withdrawals.clear()
                 yield
             if key in touched or kernel.get(key) is not routes:
@@ -271,7 +271,7 @@ class RouteManager:
                 routes.discard((ifindex, metric))
             if not routes:
                 del kernel[key]
-        self._withdraw_many(withdrawals)
+        self._own_changes(self._withdraw_many, withdrawals)
         if held != self.held and self.holding:
             log.warning("keeping %d proto-%d routes found in the kernel (from before a restart)"
                         " until the store is synced", held, PROTO_SROAMD)
@@ -279,7 +279,7 @@ class RouteManager:
         repairs: list[tuple[Key, bool]] = []  # (key, counted as repaired), batched per step
 
         def install_repairs() -> None:
-            done = self._install_many([key for key, _ in repairs])
+            done = self._own_changes(self._install_many, [key for key, _ in repairs])
             self.repaired += sum(1 for (_, counted), ok in zip(repairs, done) if counted and ok)
             repairs.clear()
 
@@ -303,6 +303,18 @@ class RouteManager:
         if self.retract_proto:
             self._remove_stale_shadows(ifindexes)
         self.reconciles += 1
+
+    def _own_changes(self, change: Callable, *args):
+        """change(*args), a reconcile's own route changes: not counted as
+        changes made meanwhile (touched), which the reconcile would then
+        leave alone; the present routes it keeps are updated by them already.
+        (A removal of ours on another interface used to keep the wanted
+        route to the same prefix from being put back in the same reconcile.)"""
+        touched, self.touched = self.touched, None
+        try:
+            return change(*args)
+        finally:
+            self.touched = touched
 
     def _remove_stale_shadows(self, ifindexes: set[int]) -> None:
         """A shadow route lives for microseconds; one still there (sroamd
