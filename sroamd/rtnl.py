@@ -105,6 +105,7 @@ class Rtnl:
             except OSError:
                 pass
         self.seq = 0
+        self._peek = bytearray(16)  # (read_route_dump: a datagram's length)
         # message type -> pyroute2 class to decode it with; others are skipped
         self.decoders = {NLMSG_ERROR: nlmsgerr}
 
@@ -208,9 +209,15 @@ class Rtnl:
         The kernel makes the next part as this one is read: one is always
         queued until the end (none is an error).  size: the most read at
         once (the kernel makes its parts no larger than the largest read
-        on the socket so far; at least 4 KB, a page: a route message is far smaller)."""
+        on the socket so far, and never smaller than about a page, up to 8 KB:
+        NLMSG_GOODSIZE).  A part larger than size is read whole: its length
+        is peeked at first (recv would cut it short without a word, and the
+        routes in the rest would be missing: pages over 4 KB, e.g.
+        LoongArch's 16 KB, make every part larger than 4 KB)."""
         try:
-            data = self.sock.recv(size)
+            length = self.sock.recv_into(self._peek, len(self._peek),
+                                         socket.MSG_PEEK | socket.MSG_TRUNC)
+            data = self.sock.recv(max(size, length))
         except BlockingIOError:
             raise RtnlError(errno.EIO, "dump ended early") from None
         out = []
