@@ -405,6 +405,13 @@ class ClientService:
         for up to rtnl.BATCH changes)."""
         if self.routes is None:
             return
+        if self._route_syncs:
+            # The syncs deferred to the next turn are made now, in this batch
+            # (whose removals go before its additions): a lease that left a
+            # client for another one arriving now was removed after the new
+            # holder's route was added, taking it away for good.
+            pending, self._route_syncs = self._route_syncs, {}
+            macs = [*pending, *(mac for mac in macs if mac not in pending)]
         removes, adds = [], []
         for mac in macs:
             have = self.routed.get(mac, set())

@@ -9,6 +9,9 @@ real kernel: no stand-in for netlink.
     there already, put there by hand): the others go in, each refusal is
     counted for its own route only, and the manager's view matches the
     kernel's;
+  * a lease that goes from one served client to another, the new holder
+    arriving in the same turn of the event loop: its route stays (the old
+    holder's sync, deferred to the next turn, must not take it away);
   * a reconcile in steps that removes an unwanted route of ours for a
     prefix also puts back the wanted route to that prefix (its own removal
     must not count as a change made meanwhile by someone else).
@@ -44,9 +47,14 @@ def netns():
         ip(name, "link", "set", "lo", "up")
         ip(name, "link", "add", "wl0", "type", "veth", "peer", "name", "wl1")
         ip(name, "link", "add", "other0", "type", "veth", "peer", "name", "other1")
+        # (no IPv6 on the far ends: their RSs would make them clients)
+        for dev in ("wl1", "other1"):
+            subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw",
+                            f"net.ipv6.conf.{dev}.disable_ipv6=1"], check=True)
         for dev in ("wl0", "wl1", "other0", "other1"):
             ip(name, "link", "set", dev, "up")
         ip(name, "addr", "add", "192.0.2.1/24", "dev", "wl0")
+        ip(name, "addr", "add", "fe80::44/64", "dev", "wl0", "nodad")
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
@@ -182,3 +190,61 @@ def test_a_dump_read_in_parts_smaller_than_the_kernels_loses_no_route(netns, rea
     # recv() cut each part short without a word: routes silently missing.
     out = run(netns, f"READ_SIZE = {read_size}\n" + SMALL_READS)
     assert out["dumped"] == out["count"], out
+
+
+LEASE_CHANGES_HANDS = r"""
+import asyncio, ipaddress, json, subprocess
+from sroamd.client_service import ClientService
+from sroamd.config import Config
+from sroamd.store import Store, ipv4_lease_key
+
+A, B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
+
+
+def config():
+    return Config(ipv4_prefix=ipaddress.ip_network("192.0.2.0/24"),
+                  ipv6_prefix=ipaddress.ip_network("2001:db8:4444::/48"),
+                  gateway=ipaddress.ip_address("192.0.2.1"), interfaces=["wl0"])
+
+
+def routes44():
+    return subprocess.run(["ip", "-4", "route", "show", "proto", "44"], check=True,
+                          capture_output=True, text=True).stdout
+
+K = ipv4_lease_key(ipaddress.ip_address("192.0.2.77").packed)
+
+
+async def main():
+    store = Store()
+    service = ClientService(store, config(), b"\1" * 8, reconcile_interval=3600,
+                            adopt_hold=0)
+    service.synced()
+    await service.start()
+    try:
+        store.put(K, A, 1800)
+        service.client_arrived("wl0", A)
+        await asyncio.sleep(0.05)
+        before = routes44()
+        # In one turn of the loop: a flooded update gives the address to B (a
+        # conflict B won elsewhere), and B associates here.
+        datum = store.get(K)
+        store.receive(K, (datum.seqno + 1) & 0xFFFF, B, 1800)
+        service.client_arrived("wl0", B)
+        await asyncio.sleep(0.05)
+        after = routes44()
+        return {"before": before, "after": after,
+                "wanted": len(service.routes.wanted), "routed_b": len(service.routed.get(B, ()))}
+    finally:
+        await service.stop()
+
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+def test_a_lease_that_changes_hands_keeps_the_new_holders_route(netns):
+    out = run(netns, LEASE_CHANGES_HANDS)
+    assert "192.0.2.77 dev wl0" in out["before"]
+    assert out["routed_b"] == 1
+    # B holds the lease and is served here: its route is wanted and in the kernel.
+    assert out["wanted"] == 1, out
+    assert "192.0.2.77 dev wl0" in out["after"], out
