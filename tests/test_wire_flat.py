@@ -111,6 +111,13 @@ def test_building_refuses_what_construct_refuses(item):
     Struct("a" / Byte, "b" / Bytes(lambda ctx: ctx.a)),           # a lambda, not an expression
     Struct("a" / GreedyBytes, "b" / Byte),                        # greedy before the end
     Struct(Byte),                                                 # unnamed
+    # Expressions over what is not an earlier field (generated code met a
+    # NameError or UnboundLocalError at the first parse, not a refusal at
+    # import):
+    Struct("b" / Bytes(this.a), "a" / Byte),                      # a later field
+    Struct("a" / Byte, "b" / Bytes(this._.a)),                    # the parent's
+    Struct("a" / Byte, "b" / Bytes(this.c)),                      # no such field
+    Struct("n" / Rebuild(Byte, this.m), "m" / Rebuild(Byte, 1)),  # a later Rebuild
 ])
 def test_declarations_it_cannot_mirror_are_refused(declaration):
     with pytest.raises(TypeError):

@@ -52,7 +52,15 @@ def _expression_source(expr, what: str) -> str:
     source = repr(expr)
     if "lambda" in source or "<" in source:
         raise TypeError(f"{what}: expression {source!r} cannot be mirrored")
-    return _THIS_FIELD.sub(r"v_\1", source)
+    mirrored = _THIS_FIELD.sub(r"v_\1", source)
+    if re.search(r"\bthis\b", mirrored):  # (this._, the parent's: not mirrored)
+        raise TypeError(f"{what}: expression {source!r} cannot be mirrored")
+    return mirrored
+
+
+def _names_of(source: str | None) -> list[str]:
+    """The fields a mirrored expression reads (its v_ names)."""
+    return re.findall(r"\bv_(\w+)", source) if source else []
 
 
 class _Field:
@@ -159,6 +167,7 @@ class FlatCodec:
         if len(set(names)) != len(names):
             raise TypeError(f"field names repeat: {names}")
         needed = [name for f in parts for name in f.given_names()]
+        self._check_references(parts, needed)
         if fields is None:
             fields = [name for name in names if name in needed]
         for name in fields:
@@ -186,6 +195,22 @@ class FlatCodec:
         # build(values) -> its bytes from its fields (self.fields order).
         self.parse = self._namespace["parse_one"]
         self.build = self._namespace["build_one"]
+
+    @staticmethod
+    def _check_references(parts: list[_Field], given: list[str]) -> None:
+        """Expressions read only what generated code has by then: a length,
+        fields parsed before it; a Rebuild, fields given to build or derived
+        before it (anything else, e.g. this._ or a later field, would be a
+        NameError at the first parse or build, not a refusal here)."""
+        parsed, built = set(), set(given)
+        for f in parts:
+            unknown = [n for n in _names_of(f.length) if n not in parsed]
+            unknown += [n for n in _names_of(f.rebuild) if n not in built]
+            if unknown:
+                raise TypeError(f"field {f.name!r}: its expression reads {unknown}, "
+                                "not fields it can have then")
+            parsed.update(f.value_names())
+            built.update(f.value_names())
 
     # -- code generation -------------------------------------------------------
 
