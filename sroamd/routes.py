@@ -356,17 +356,6 @@ class RouteManager:
             return 1024
         return self.metric
 
-    def _change(self, msg_type: int, flags: int, address: bytes, prefixlen: int,
-                ifindex: int, metric: int | None = None, proto: int = PROTO_SROAMD) -> None:
-        """One route change, acknowledged (RtnlError if refused)."""
-        family = _family(address)
-        if self.touched is not None:
-            self.touched.add((address, prefixlen))
-        self.rtnl.change_route(msg_type, flags, family, prefixlen, RT_TABLE_MAIN, proto,
-                               RT_SCOPE_LINK if family == socket.AF_INET else RT_SCOPE_UNIVERSE,
-                               RTN_UNICAST, address, ifindex,
-                               self.metric if metric is None else metric)
-
     def _spec(self, msg_type: int, flags: int, address: bytes, prefixlen: int, ifindex: int,
               metric: int | None = None, proto: int = PROTO_SROAMD) -> tuple:
         """The arguments of Rtnl.change_route for one change (noted as
