@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
+from procstat import best_us
 from sroamd.wire import ubus
 from sroamd.wire.ubus import Typed
 
@@ -113,22 +113,13 @@ def leases_reply(count: int = 2000) -> dict:
             "data": {"leases": table, "total": count, "truncated": False}}
 
 
-def _best_us(fn, count: int, repeat: int) -> float:
-    runs = []
-    for _ in range(repeat):
-        start = time.process_time()
-        fn()
-        runs.append(time.process_time() - start)
-    return round(min(runs) / count * 1e6, 2)
-
-
 def ubus_figures(repeat: int) -> dict:
     out: dict = {"ubus_bad_samples": 0, "ubus_mismatches": 0}
     fallbacks = ubus.CODEC.fallbacks
 
     def figure(name, fn, count, repeat_):
         try:
-            out[name] = _best_us(fn, count, repeat_)
+            out[name] = best_us(fn, count, repeat_)
         except Exception as e:   # (recorded, never the end of the run)
             out[name] = None
             out["ubus_bad_samples"] += 1

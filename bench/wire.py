@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -31,17 +30,8 @@ from sroamd import neighbours  # noqa: E402
 from sroamd.store import ipv4_lease_key  # noqa: E402
 from sroamd.wire import dhcp, icmpv6, ip  # noqa: E402
 from sroamd.wire.flood import (UPDATE_TLV, Update, build_updates, parse_stream)  # noqa: E402
+from procstat import best_us  # noqa: E402
 from ubus_frames import ubus_figures  # noqa: E402
-
-
-def best_us(fn, count: int, repeat: int) -> float:
-    """CPU microseconds per item of fn() (which handles count items)."""
-    runs = []
-    for _ in range(repeat):
-        start = time.process_time()
-        fn()
-        runs.append(time.process_time() - start)
-    return round(min(runs) / count * 1e6, 2)
 
 
 def main():

@@ -24,41 +24,32 @@ def same(a, b) -> bool:
     return type(a) is type(b) and repr(a) == repr(b)
 
 
-def decode_disagreement(raw: bytes) -> str | None:
+def _disagreement(fast_fn, reference_fn, given, show, what: str) -> str | None:
+    """How the fast codec and the interpreted declaration differ on given
+    (decoded or encoded as what says), or None: the same result, or both
+    refusing it (the fast one by giving up to the declaration)."""
     try:
-        fast = CODEC.decode(raw)
+        fast = fast_fn(given)
     except Fallback:
         fast = Fallback
     try:
-        ref = decode_message_interpreted(raw)
+        ref = reference_fn(given)
     except UbusFormatError as e:
         ref = e
     if fast is Fallback:
         if isinstance(ref, UbusFormatError):
             return None
-        return f"fast decode gave up on a valid frame {raw.hex()}"
+        return f"fast {what} gave up on a valid input {show(given)}"
     if isinstance(ref, UbusFormatError):
-        return f"fast decode accepted {raw.hex()} which the declaration refuses: {ref}"
+        return f"fast {what} took {show(given)}, which the declaration refuses: {ref}"
     if not same(fast, ref):
-        return f"decode of {raw.hex()}: fast {fast!r} != declaration {ref!r}"
+        return f"{what} of {show(given)}: fast {fast!r} != declaration {ref!r}"
     return None
+
+
+def decode_disagreement(raw: bytes) -> str | None:
+    return _disagreement(CODEC.decode, decode_message_interpreted, raw, bytes.hex, "decode")
 
 
 def encode_disagreement(msg) -> str | None:
-    try:
-        fast = CODEC.encode(msg)
-    except Fallback:
-        fast = Fallback
-    try:
-        ref = encode_message_interpreted(msg)
-    except UbusFormatError as e:
-        ref = e
-    if fast is Fallback:
-        if isinstance(ref, UbusFormatError):
-            return None
-        return f"fast encode gave up on a valid message {msg!r}"
-    if isinstance(ref, UbusFormatError):
-        return f"fast encode built {msg!r} which the declaration refuses: {ref}"
-    if fast != ref:
-        return f"encode of {msg!r}: fast {fast.hex()} != declaration {ref.hex()}"
-    return None
+    return _disagreement(CODEC.encode, encode_message_interpreted, msg, repr, "encode")
