@@ -49,23 +49,6 @@ TP_STATUS_CSUMNOTREADY, TP_STATUS_CSUM_VALID = 1 << 3, 1 << 7
 TPACKET_AUXDATA_LEN = 20  # struct tpacket_auxdata (tp_status first, u32)
 PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING = range(5)
 SO_ATTACH_FILTER = 26
-SO_RCVBUFFORCE = 33  # (SO_RCVBUF past net.core.rmem_max; CAP_NET_ADMIN)
-
-# Receive buffer of the DHCP and RS sockets.  The kernel charges a frame's
-# whole buffer (1-2 KB for a 350-byte DHCP frame), so the default 208 KB
-# holds about 170 frames (tests/test_packet_buffers_netns.py): 0.2-0.3 s of
-# a crowd's DHCP at 500-1,000 messages/s; any longer pause of the loop
-# dropped exchanges (the DHCP bench with 10,000 leases lost 154 of 2,000 so,
-# issue 11).  1 MiB a socket holds about a second.
-RECEIVE_BUFFER = 1 << 20
-
-
-def enlarge_receive_buffer(sock: socket.socket, size: int = RECEIVE_BUFFER) -> None:
-    """sock's receive buffer to size (forced past rmem_max when allowed)."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
-    except OSError:  # (no CAP_NET_ADMIN: as far as rmem_max allows)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 ALL_ROUTERS_MAC = b"\x33\x33\x00\x00\x00\x02"
 
 # struct sock_filter / sock_fprog / packet_mreq (linux/filter.h, if_packet.h),
@@ -197,7 +180,6 @@ class RsReceiver:
                                   socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
                                   socket.htons(ETH_P_IPV6))
         attach_filter(self.sock, RS_FILTER)
-        enlarge_receive_buffer(self.sock)
         # Frames queued before the filter was attached.
         while True:
             try:
@@ -257,7 +239,6 @@ class DhcpReceiver:
                                   socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, 0)
         try:
             attach_filter(self.sock, DHCP_FILTER)
-            enlarge_receive_buffer(self.sock)
             self.sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
             self.sock.bind((ifname, ETH_P_IP))
         except BaseException:
