@@ -20,15 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from floodpeer import FloodPeer, free_port, wait_listening
+from floodpeer import FloodPeer
 from luci_standin import ACL_FILE, APP, CHROMIUM, REPO, StandinServer, acl, run_page, uci_text
 from sroamd import ubus_object
 from sroamd.cli import load_config
 from sroamd.store import association_key, ipv4_lease_key, ipv6_lease_key
 from sroamd.uci import OPTIONS
 from sroamd.wire.flood import Update
-from test_ubus_client import FakeHostapd, client, next_item
-from ubus_broker import UbusBroker
+from test_ubus_client import next_item
+from ubus_daemon import sroamd_on_ubus, until
 
 VIEWS = APP / "htdocs" / "luci-static" / "resources" / "view" / "sroamd"
 MENU_FILE = APP / "root" / "usr" / "share" / "luci" / "menu.d" / "luci-app-sroamd.json"
@@ -281,68 +281,44 @@ async def capture_daemon_replies(sock: str, state_dir: str) -> list[dict]:
     """Two rounds of `ubus call sroamd <method>` from a running daemon: a
     client served here with both leases, another AP's client, and then a
     roam away (the second round)."""
-    from test_daemon_ubus import until
-    broker = UbusBroker(sock)
-    await broker.start()
-    hostapd = await FakeHostapd(sock, IFNAME, macs=[MAC1]).start()
-    port = free_port()
-    log = tempfile.TemporaryFile()
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "sroamd", "-d", "1", "-f", str(port), "--station-source", "ubus",
-         "--ubus-socket", sock, "-P", "192.0.2.0/24", "-P", "2001:db8:4444::/48",
-         "--state-dir", state_dir, "--sync-grace", "0", IFNAME], cwd=REPO, stderr=log)
     loop = asyncio.get_running_loop()
     observer = None
     rounds = []
-    try:
-        await loop.run_in_executor(None, wait_listening, port)
-        ubus = client(sock)
-        await ubus.connect()
-        roams = asyncio.Queue()
-        await ubus.listen("sroamd.roam", lambda event, data: roams.put_nowait(data))
+    async with sroamd_on_ubus(sock, IFNAME, [MAC1],
+                              ["-P", "192.0.2.0/24", "-P", "2001:db8:4444::/48"],
+                              state_dir) as daemon:
+        try:
+            hostapd, ubus, roams, port = daemon.hostapd, daemon.ubus, daemon.roams, daemon.port
+            await until(daemon.served)
+            node_id = bytes.fromhex((await ubus.call("sroamd", "status"))["node_id"])
+            observer = FloodPeer(port)
+            await hostapd.assoc(MAC2)
+            await loop.run_in_executor(None, observer.wait_for,
+                                       lambda p: p.has(association_key(mac_bytes(MAC2)), node_id), 5)
+            # Leases from the domain: MAC1's (served here), MAC3's (another AP's).
+            observer.send(
+                Update(ipv4_lease_key(ipaddress.IPv4Address("192.0.2.10").packed), 1, mac_bytes(MAC1), 1800),
+                Update(ipv6_lease_key(ipaddress.IPv6Address("2001:db8:4444:10::").packed[:8]), 1,
+                       mac_bytes(MAC1), 5400),
+                Update(ipv4_lease_key(ipaddress.IPv4Address("192.0.2.11").packed), 1, mac_bytes(MAC3), 1800),
+                Update(association_key(mac_bytes(MAC3)), 1, OTHER_NODE, 5400))
 
-        async def served():
-            try:
-                return (await ubus.call("sroamd", "clients"))["clients"]
-            except Exception:
-                return None
-        await until(served)
-        node_id = bytes.fromhex((await ubus.call("sroamd", "status"))["node_id"])
-        observer = FloodPeer(port)
-        await hostapd.assoc(MAC2)
-        await loop.run_in_executor(None, observer.wait_for,
-                                   lambda p: p.has(association_key(mac_bytes(MAC2)), node_id), 5)
-        # Leases from the domain: MAC1's (served here), MAC3's (another AP's).
-        observer.send(
-            Update(ipv4_lease_key(ipaddress.IPv4Address("192.0.2.10").packed), 1, mac_bytes(MAC1), 1800),
-            Update(ipv6_lease_key(ipaddress.IPv6Address("2001:db8:4444:10::").packed[:8]), 1,
-                   mac_bytes(MAC1), 5400),
-            Update(ipv4_lease_key(ipaddress.IPv4Address("192.0.2.11").packed), 1, mac_bytes(MAC3), 1800),
-            Update(association_key(mac_bytes(MAC3)), 1, OTHER_NODE, 5400))
+            async def leases_in():
+                leases = (await ubus.call("sroamd", "leases"))["leases"]
+                return len(leases) == 3
+            await until(leases_in)
+            rounds.append({m: await ubus.call("sroamd", m) for m in METHODS})
 
-        async def leases_in():
-            leases = (await ubus.call("sroamd", "leases"))["leases"]
-            return len(leases) == 3
-        await until(leases_in)
-        rounds.append({m: await ubus.call("sroamd", m) for m in METHODS})
-
-        # MAC2 roams to the other AP.
-        seqno = observer.data[association_key(mac_bytes(MAC2))].seqno
-        observer.send(Update(association_key(mac_bytes(MAC2)), (seqno + 1) & 0xFFFF, OTHER_NODE, 5400))
-        await next_item(hostapd.del_client)
-        await next_item(roams)
-        rounds.append({m: await ubus.call("sroamd", m) for m in METHODS})
-        await ubus.close()
-    finally:
-        if observer is not None:
-            observer.close()
-        daemon.terminate()
-        await loop.run_in_executor(None, daemon.wait, 10)
-        await hostapd.stop()
-        await broker.stop()
-        log.seek(0)
-        text = log.read().decode()
-    assert daemon.returncode == 0 and "Traceback" not in text, text
+            # MAC2 roams to the other AP.
+            seqno = observer.data[association_key(mac_bytes(MAC2))].seqno
+            observer.send(Update(association_key(mac_bytes(MAC2)), (seqno + 1) & 0xFFFF, OTHER_NODE, 5400))
+            await next_item(hostapd.del_client)
+            await next_item(roams)
+            rounds.append({m: await ubus.call("sroamd", m) for m in METHODS})
+        finally:
+            if observer is not None:
+                observer.close()
+    assert daemon.returncode == 0 and "Traceback" not in daemon.log, daemon.log
     return rounds
 
 
