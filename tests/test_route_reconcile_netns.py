@@ -17,13 +17,13 @@ table, which the probe changes with `ip` as an operator or a link flap would:
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 
 import pytest
 
 from netlab import missing_requirements
+from route_netns import routing_netns
 
 pytestmark = pytest.mark.skipif(missing_requirements() is not None,
                                 reason=str(missing_requirements()))
@@ -35,31 +35,10 @@ A_V6 = "2001:db8:4444:7::"
 STALE_V4 = "192.0.2.99"
 
 
-def ip(ns, *args) -> str:
-    return subprocess.run(["ip", "-n", ns, *args], check=True, capture_output=True,
-                          text=True).stdout
-
-
 @pytest.fixture
 def netns():
-    name = f"sroamd-rc-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        ip(name, "link", "set", "lo", "up")
-        ip(name, "link", "add", "wl0", "type", "veth", "peer", "name", "wl1")
-        # (no IPv6 on the far end: its RSs would make it a client of ours)
-        subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw",
-                        "net.ipv6.conf.wl1.disable_ipv6=1"], check=True)
-        ip(name, "link", "set", "wl1", "up")
-        ip(name, "link", "add", "other0", "type", "veth", "peer", "name", "other1")
-        ip(name, "link", "set", "other0", "up")
-        ip(name, "link", "set", "other1", "up")
-        ip(name, "addr", "add", "192.0.2.1/24", "dev", "wl0")
-        ip(name, "link", "set", "wl0", "up")
-        ip(name, "addr", "add", "fe80::44/64", "dev", "wl0", "nodad")
+    with routing_netns("rc") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def run_probe(ns: str, scenario: str) -> dict:

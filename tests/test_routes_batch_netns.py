@@ -19,13 +19,13 @@ real kernel: no stand-in for netlink.
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 
 import pytest
 
 from netlab import missing_requirements
+from route_netns import routing_netns
 
 pytestmark = pytest.mark.skipif(missing_requirements() is not None,
                                 reason=str(missing_requirements()))
@@ -34,30 +34,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def ip(ns, *args) -> str:
-    return subprocess.run(["ip", "-n", ns, *args], check=True, capture_output=True,
-                          text=True).stdout
-
-
 @pytest.fixture
 def netns():
-    name = f"sroamd-rb-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        ip(name, "link", "set", "lo", "up")
-        ip(name, "link", "add", "wl0", "type", "veth", "peer", "name", "wl1")
-        ip(name, "link", "add", "other0", "type", "veth", "peer", "name", "other1")
-        # (no IPv6 on the far ends: their RSs would make them clients)
-        for dev in ("wl1", "other1"):
-            subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw",
-                            f"net.ipv6.conf.{dev}.disable_ipv6=1"], check=True)
-        for dev in ("wl0", "wl1", "other0", "other1"):
-            ip(name, "link", "set", dev, "up")
-        ip(name, "addr", "add", "192.0.2.1/24", "dev", "wl0")
-        ip(name, "addr", "add", "fe80::44/64", "dev", "wl0", "nodad")
+    with routing_netns("rb") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def run(ns: str, program: str) -> dict:
