@@ -28,6 +28,10 @@
                                    and with its MAC index (made on a node that
                                    serves clients, at its first lookup), one
                                    client per lease (no MAC shared)
+  full_gc_ms_50k                   a full garbage collection (gc.collect())
+                                   with that store of --extra leases, indexed,
+                                   alive: the pause sroamd's collector makes
+                                   once a minute (sroamd/collector.py)
 
 --quota PERCENT runs the burst again with every daemon confined to PERCENT
 of one core (cgroup v1 cpu.cfs_quota_us, one group per daemon: each is an
@@ -235,6 +239,10 @@ def store_memory(count: int) -> dict:
         gc.collect()
         grown = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.stop()
+        if indexed:
+            start = time.perf_counter()
+            gc.collect()
+            result["full_gc_ms"] = (time.perf_counter() - start) * 1000
         if len(store) != count:
             raise RuntimeError(f"the store holds {len(store)} of {count}")
         result["indexed" if indexed else "plain"] = grown / count
@@ -297,6 +305,7 @@ def main():
         "bytes_per_datum": median_of(memory, "bytes_per_datum", 0),
         "store_bytes_per_lease": median_of(in_process, "plain", 0),
         "store_bytes_per_lease_indexed": median_of(in_process, "indexed", 0),
+        "full_gc_ms_50k": median_of(in_process, "full_gc_ms", 1),
         "burst": args.burst, "chain": args.chain,
         "loadavg_start": load_start, "loadavg_end": loadavg(),
         "bad_samples": len(bad), "bad": bad,
